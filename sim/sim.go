@@ -1,0 +1,407 @@
+// Package sim is a simulated Perplexity API: an [http.Handler] that serves
+// POST /search and POST /chat/completions (alias POST /v1/sonar) with
+// deterministic answers, a server-side token bucket per API key and bucket,
+// rate-limit headers in several dialects, a concurrency limit and injected
+// faults. Tests, the offline demo and the benchmarks run against it.
+//
+// Answers are pure functions of the request ([SearchResults], [ChatContent],
+// [ChatSearchResults]), so a test can tell which input produced an output.
+// Response shapes follow the real API: the JSON error envelope
+// {"error":{"message":...,"type":...,"code":...}}, usage with cost on chat
+// answers, and server-sent events ending in "data: [DONE]" when streaming.
+//
+// The order of checks for one request is: path (404), method (405), API key
+// (401), body size (413), body (400), rate limit and concurrency limit (429),
+// fault injection, latency, answer. Responses to authenticated requests carry
+// the rate-limit headers of the request's bucket in the configured
+// [HeaderStyle]; only admitted requests take a token. Buckets are kept per
+// API key and bucket name: "search" for /search and "chat:<model>" for each
+// chat model.
+package sim
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MaxBodyBytes is the largest request body the server reads; a larger body
+// is answered 413.
+const MaxBodyBytes = 1 << 20
+
+// Config configures a [Server]. The zero value is a server that accepts any
+// non-empty key, has no rate limit, no latency and no faults.
+type Config struct {
+	// Key is the bearer key accepted. "" accepts any non-empty key.
+	Key string
+	// RPS is the refill rate of each token bucket in tokens per second.
+	// 0 (or a negative or NaN value) means unlimited: no bucket applies and
+	// no rate-limit headers are sent.
+	RPS float64
+	// Burst is the capacity of each bucket. 0 (or negative) means
+	// max(1, ceil(RPS)).
+	Burst int
+	// Latency is the base delay before the response headers of an admitted
+	// request are sent; the wait ends, with no response, when the request's
+	// context is done. Refusals (401, 400, 413, 429) are answered at once.
+	Latency time.Duration
+	// Jitter adds a uniform delay in [0, Jitter) to Latency, drawn from an
+	// RNG seeded by Seed.
+	Jitter time.Duration
+	// Headers is the rate-limit header dialect. The zero value, and any
+	// unknown value, means HeadersSeconds.
+	Headers HeaderStyle
+	// Schedule changes the rate and burst at given offsets from New. The
+	// changes are applied in order of At (negative At counts as 0); see
+	// [Change].
+	Schedule []Change
+	// MaxInFlight is the most admitted requests one key may have in progress
+	// at once; one more is answered 429 without consuming a token. 0 means
+	// no limit.
+	MaxInFlight int
+	// Faults sets the probabilities of injected faults. The zero value
+	// injects none.
+	Faults Faults
+	// Seed seeds every pseudo-random choice: jitter, faults and response
+	// ids. Jitter and faults are drawn per request from the seed, the
+	// request's [Fingerprint] and how many times that fingerprint was
+	// admitted before, so the n-th attempt of a request meets the same fate
+	// however concurrent requests interleave. Ids come from the seed and a
+	// counter of requests received.
+	Seed int64
+	// Now is the clock of the token buckets, the rate-limit headers, the
+	// Date header and the created field. nil means time.Now.
+	Now func() time.Time
+}
+
+// Change is one entry of [Config.Schedule]: from At on (measured from the
+// call to [New]) buckets refill at RPS tokens per second and hold at most
+// Burst tokens. RPS 0 means unlimited; Burst 0 means max(1, ceil(RPS)).
+// When a change takes effect, the content of every bucket is clamped to the
+// new Burst; a bucket that comes under a limit after an unlimited period
+// starts full.
+type Change struct {
+	At    time.Duration
+	RPS   float64
+	Burst int
+}
+
+// Faults sets the probability of each injected fault, per admitted request.
+// A fault is decided after authentication and rate limiting, so a faulted
+// request has consumed its token. One uniform draw in [0, 1) is compared
+// with the cumulative probabilities in field order, so at most one fault
+// applies and the sum is effectively capped at 1. Values outside [0, 1]
+// are clamped; NaN counts as 0. PReset and PCut take over the connection,
+// which needs HTTP/1.x; elsewhere (HTTP/2, an httptest.ResponseRecorder)
+// the handler aborts with panic(http.ErrAbortHandler), which net/http turns
+// into a stream reset.
+type Faults struct {
+	// P500 answers 500 with the JSON envelope, type "internal_error".
+	P500 float64
+	// P503 answers 503 with a plain-text body.
+	P503 float64
+	// PReset closes the connection without a response (with SO_LINGER 0,
+	// so the client sees a reset where the platform allows).
+	PReset float64
+	// PCut sends the status, headers and part of the body, then closes the
+	// connection: half of the body of a JSON answer, or part of the frames
+	// of a stream with no "[DONE]".
+	PCut float64
+	// PGarbage answers 200 with a body that is not valid JSON (for a
+	// stream, a frame whose data is not valid JSON, then "[DONE]").
+	PGarbage float64
+}
+
+// Server is the simulated API. It implements [http.Handler]; create it with
+// [New]. All methods are safe for concurrent use.
+type Server struct {
+	key         string
+	segs        []segment
+	style       HeaderStyle
+	latency     time.Duration
+	jitter      time.Duration
+	maxInFlight int
+	faults      [5]float64 // cumulative thresholds, in the order of Faults
+	seed        uint64
+	now         func() time.Time
+	start       time.Time
+	// sleep waits d or until ctx is done; replaced in tests.
+	sleep func(ctx context.Context, d time.Duration) error
+
+	seq atomic.Uint64 // response id counter
+
+	mu       sync.Mutex
+	buckets  map[bucketKey]*bucket
+	inFlight map[string]int
+	requests map[[16]byte]*requestCount
+	stats    Stats
+	micros   int64 // cost billed, in millionths of a USD
+}
+
+type bucketKey struct {
+	apiKey, bucket string
+}
+
+type requestCount struct {
+	admitted int32
+	answered int32
+}
+
+// New returns a Server configured by cfg. It never fails: out-of-range
+// values are treated as documented on [Config]. The clock is read once to
+// anchor cfg.Schedule.
+func New(cfg Config) *Server {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Server{
+		key:         cfg.Key,
+		style:       cfg.Headers,
+		latency:     max(cfg.Latency, 0),
+		jitter:      max(cfg.Jitter, 0),
+		maxInFlight: max(cfg.MaxInFlight, 0),
+		seed:        uint64(cfg.Seed),
+		now:         now,
+		start:       now(),
+		sleep:       sleepCtx,
+		buckets:     make(map[bucketKey]*bucket),
+		inFlight:    make(map[string]int),
+		requests:    make(map[[16]byte]*requestCount),
+		stats:       Stats{Status: make(map[int]int64)},
+	}
+	if s.style == "" || !s.style.Valid() {
+		s.style = HeadersSeconds
+	}
+	s.segs = segments(cfg.RPS, cfg.Burst, cfg.Schedule)
+	p := 0.0
+	for i, v := range []float64{cfg.Faults.P500, cfg.Faults.P503, cfg.Faults.PReset, cfg.Faults.PCut, cfg.Faults.PGarbage} {
+		if math.IsNaN(v) || v < 0 {
+			v = 0
+		}
+		p += min(v, 1)
+		s.faults[i] = p
+	}
+	return s
+}
+
+func segments(rps float64, burst int, sched []Change) []segment {
+	out := []segment{newSegment(0, rps, burst)}
+	changes := append([]Change(nil), sched...)
+	sort.SliceStable(changes, func(i, j int) bool { return max(changes[i].At, 0) < max(changes[j].At, 0) })
+	for _, c := range changes {
+		out = append(out, newSegment(max(c.At, 0), c.RPS, c.Burst))
+	}
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type endpoint int
+
+const (
+	epNone endpoint = iota
+	epSearch
+	epChat
+)
+
+func (e endpoint) String() string {
+	switch e {
+	case epSearch:
+		return "search"
+	case epChat:
+		return "chat"
+	}
+	return ""
+}
+
+func endpointFor(path string) endpoint {
+	switch path {
+	case "/search":
+		return epSearch
+	case "/chat/completions", "/v1/sonar":
+		return epChat
+	}
+	return epNone
+}
+
+// ServeHTTP answers one request as described in the package comment. It
+// blocks for the configured latency (returning early, without a response,
+// when the request's context is done) and is safe for concurrent use.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := s.newID()
+	h := w.Header()
+	h.Set("x-request-id", id)
+	h.Set("Date", s.now().UTC().Format(http.TimeFormat))
+
+	ep := endpointFor(r.URL.Path)
+	s.begin(ep)
+	if ep == epNone {
+		s.writeError(w, http.StatusNotFound, "not_found", "Not Found")
+		return
+	}
+	if r.Method != http.MethodPost {
+		h.Set("Allow", http.MethodPost)
+		s.writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed")
+		return
+	}
+	apiKey, ok := s.authorize(r.Header.Get("Authorization"))
+	if !ok {
+		s.writeError(w, http.StatusUnauthorized, "invalid_api_key",
+			"Invalid API key provided. Ensure your API key is correct and active.")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		s.setRateHeaders(h, s.peek(apiKey, defaultBucket(ep)))
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large", "Request body too large")
+			return
+		}
+		s.writeError(w, http.StatusBadRequest, "bad_request", "Could not read the request body")
+		return
+	}
+	c, bad := parseCall(ep, body)
+	if bad != nil {
+		s.setRateHeaders(h, s.peek(apiKey, bad.bucket))
+		s.writeError(w, http.StatusBadRequest, bad.typ, bad.msg)
+		return
+	}
+
+	adm := s.admit(apiKey, c.bucket, c.fp)
+	s.setRateHeaders(h, adm.rate)
+	if adm.refused != refusedNone {
+		s.writeRefusal(w, adm)
+		return
+	}
+	defer s.release(apiKey)
+
+	fault := s.fault(c.fp, adm.attempt)
+	if err := s.sleep(r.Context(), s.delay(c.fp, adm.attempt)); err != nil {
+		s.mu.Lock()
+		s.stats.Canceled++
+		s.mu.Unlock()
+		return
+	}
+	switch fault {
+	case fault500:
+		s.writeError(w, http.StatusInternalServerError, "internal_error", "Internal server error")
+		return
+	case fault503:
+		s.respond(http.StatusServiceUnavailable)
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "503 Service Temporarily Unavailable\n")
+		return
+	case faultReset:
+		s.mu.Lock()
+		s.stats.Resets++
+		s.mu.Unlock()
+		reset(w)
+		return
+	}
+	s.answer(w, id, c, fault)
+}
+
+// authorize checks an Authorization header and returns the key it carries.
+func (s *Server) authorize(header string) (string, bool) {
+	scheme, key, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	key = strings.TrimSpace(key)
+	if key == "" {
+		return "", false
+	}
+	if s.key != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.key)) != 1 {
+		return "", false
+	}
+	return key, true
+}
+
+func defaultBucket(ep endpoint) string {
+	if ep == epSearch {
+		return "search"
+	}
+	return "chat:"
+}
+
+func (s *Server) begin(ep endpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Requests++
+	switch ep {
+	case epSearch:
+		s.stats.Search++
+	case epChat:
+		s.stats.Chat++
+	}
+}
+
+// respond counts a response status; call it before writing the header.
+func (s *Server) respond(status int) {
+	s.mu.Lock()
+	s.stats.Status[status]++
+	s.mu.Unlock()
+}
+
+func (s *Server) release(apiKey string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inFlight[apiKey]--; s.inFlight[apiKey] <= 0 {
+		delete(s.inFlight, apiKey)
+	}
+	s.stats.InFlight--
+}
+
+// newID returns a UUID-shaped id derived from the seed and a counter.
+func (s *Server) newID() string {
+	n := s.seq.Add(1)
+	hi := mix(s.seed ^ mix(n))
+	lo := mix(hi ^ n)
+	var b [16]byte
+	for i := range 8 {
+		b[i] = byte(hi >> (56 - 8*i))
+		b[8+i] = byte(lo >> (56 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	const hexdigits = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, v := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hexdigits[v>>4], hexdigits[v&0x0f])
+	}
+	return string(out)
+}
+
+// mix is the SplitMix64 finalizer: a cheap, well-spread 64-bit hash.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
