@@ -1,0 +1,630 @@
+// Package limiter paces calls to a rate-limited HTTP API.
+//
+// A [Limiter] combines three gates that every request passes in order
+// through [Limiter.Acquire]: an optional cap on requests in flight, one
+// pause shared by every worker (set when the server answers 429, or 503
+// with Retry-After, or says no requests remain before a reset), and a
+// token bucket ([golang.org/x/time/rate]) that enforces a ceiling of our
+// own. The caller hands each response back through [Limiter.Release],
+// which reads the rate-limit headers ([ParseHeaders]) and moves the pause.
+// A [Set] keeps one Limiter per server-side bucket ("search",
+// "chat:<model>").
+//
+// The Limiter never retries and never calls the network; retrying is the
+// caller's policy. All waiting uses a [Clock], so tests run on fake time.
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+)
+
+// Defaults for [Config].
+const (
+	// DefaultMaxPause is the longest pause honoured when Config.MaxPause is 0.
+	DefaultMaxPause = 120 * time.Second
+	// DefaultPause is the pause after a 429 whose headers give no delay.
+	DefaultPause = time.Second
+	// maxJitter bounds the random delay added to a pause's end.
+	maxJitter = time.Second
+)
+
+// ErrWouldExceedDeadline is returned by [Limiter.Acquire] when ctx has a
+// deadline that comes before the request could be let through. Acquire
+// returns it at once, without waiting and without holding a token.
+// errors.Is(ErrWouldExceedDeadline, context.DeadlineExceeded) is true.
+var ErrWouldExceedDeadline = fmt.Errorf("limiter: wait would exceed the context deadline: %w", context.DeadlineExceeded)
+
+// Clock tells the time and makes timers. The Limiter uses it for all of
+// its waiting, so tests can substitute a fake. Implementations must be
+// safe for concurrent use.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// NewTimer returns a timer that delivers the time on its channel once,
+	// after at least d (at once when d <= 0).
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is a one-shot timer made by a [Clock].
+type Timer interface {
+	// C returns the channel on which the timer delivers the time.
+	C() <-chan time.Time
+	// Stop prevents the timer from firing and reports whether it did so
+	// (false when it had already fired or been stopped).
+	Stop() bool
+}
+
+// Config configures a [Limiter]. The zero Config is valid: no ceiling, no
+// in-flight cap, pauses of at most [DefaultMaxPause], no logging, real time.
+// Fields may be added in later versions; their zero values will keep the
+// current behaviour.
+type Config struct {
+	// RPS is a ceiling of our own on requests per second (--rps, or
+	// --rpm/60). Zero, a negative number, NaN or +Inf mean no ceiling (the
+	// token bucket is rate.Inf).
+	RPS float64
+
+	// Burst is the capacity of the token bucket; 0 or less means 1. The
+	// bucket starts with a single token whatever Burst is, so the first
+	// request goes alone; it fills to Burst at RPS while idle.
+	Burst int
+
+	// MaxInFlight caps the tickets acquired and not yet released; 0 or
+	// less means no cap.
+	MaxInFlight int
+
+	// MaxPause is the longest pause honoured; a server asking for more is
+	// obeyed for MaxPause only. Zero or less means [DefaultMaxPause].
+	MaxPause time.Duration
+
+	// Log receives the pauses and, once per distinct header and reason,
+	// the rate-limit headers that were ignored as nonsense. The zero
+	// Logger logs nothing (like zerolog.Nop()).
+	Log zerolog.Logger
+
+	// Clock is the source of time and timers; nil means real time.
+	Clock Clock
+}
+
+// Ticket is the permission for one request, returned by [Limiter.Acquire]
+// and handed back with the outcome to [Limiter.Release]. The zero Ticket
+// holds nothing; releasing it does nothing.
+type Ticket struct {
+	// Seq numbers the tickets of one Limiter in the order they were
+	// granted, from 1.
+	Seq uint64
+	// Sent is the Clock time at which the ticket was granted.
+	Sent time.Time
+
+	lim *Limiter
+}
+
+// Outcome is what happened to the request of a [Ticket].
+type Outcome struct {
+	// Status is the HTTP status code, or 0 when there was no response.
+	Status int
+	// Header holds the response headers; nil when there was no response.
+	Header http.Header
+	// Err is the transport error when there was no response.
+	Err error
+	// Latency is the time from sending the request to its response headers.
+	Latency time.Duration
+}
+
+// Stats are a Limiter's counters since it was made.
+type Stats struct {
+	// Acquired counts the tickets granted by Acquire.
+	Acquired uint64
+	// Released counts the tickets handed back to Release.
+	Released uint64
+	// InFlight is the number of tickets granted and not yet released.
+	InFlight int
+	// Failed counts the Acquire calls that returned an error.
+	Failed uint64
+	// RateLimited counts the responses with status 429.
+	RateLimited uint64
+	// TransportErrors counts the outcomes without a response.
+	TransportErrors uint64
+	// Pauses counts the times a pause was started or extended.
+	Pauses uint64
+	// PauseTime is the total time covered by pauses, overlaps counted once.
+	PauseTime time.Duration
+	// ClampedPauses counts the pauses cut to Config.MaxPause.
+	ClampedPauses uint64
+}
+
+// Limiter paces requests: see the package documentation. It is safe for
+// concurrent use. Make one with [New]; the zero Limiter is not usable.
+type Limiter struct {
+	clock    Clock
+	log      zerolog.Logger
+	maxPause time.Duration
+	bucket   *rate.Limiter
+	jitter   func(max time.Duration) time.Duration // replaced in tests
+
+	mu          sync.Mutex
+	pauseUntil  time.Time
+	pauseJitter time.Duration   // jitter bound of the pause ending at pauseUntil
+	changed     chan struct{}   // closed and replaced when the pause moves
+	maxInFlight int             // 0 = no cap
+	inFlight    int             // slots taken (tickets out and Acquires past the slot gate)
+	slotWaiters []chan struct{} // FIFO; a closed channel owns a slot
+	turnTaken   bool            // a waiter is at the head of the bucket line
+	line        []chan struct{} // FIFO behind the head; a closed channel is the turn
+	seq         uint64
+	outstanding map[uint64]struct{} // seqs of the tickets out
+	logged      map[string]struct{} // invalid headers already logged
+	stats       Stats
+}
+
+// New returns a Limiter configured by cfg (see [Config] for the defaults).
+func New(cfg Config) *Limiter {
+	l := &Limiter{
+		clock:       cfg.Clock,
+		log:         cfg.Log,
+		maxPause:    cfg.MaxPause,
+		jitter:      randomJitter,
+		changed:     make(chan struct{}),
+		maxInFlight: max(cfg.MaxInFlight, 0),
+		outstanding: make(map[uint64]struct{}),
+	}
+	if l.clock == nil {
+		l.clock = realClock{}
+	}
+	if l.maxPause <= 0 {
+		l.maxPause = DefaultMaxPause
+	}
+	limit := rate.Inf
+	if cfg.RPS > 0 && !math.IsInf(cfg.RPS, 1) { // NaN fails RPS > 0
+		limit = rate.Limit(cfg.RPS)
+	}
+	burst := max(cfg.Burst, 1)
+	l.bucket = rate.NewLimiter(limit, burst)
+	if burst > 1 && limit != rate.Inf {
+		// rate.NewLimiter starts full; keep one token so that the first
+		// request goes alone and a run does not open with a burst into a
+		// server bucket that may already be drained.
+		l.bucket.AllowN(l.clock.Now(), burst-1)
+	}
+	return l
+}
+
+// Acquire waits for permission to send one request and returns its Ticket,
+// which the caller must hand to [Limiter.Release] exactly once with the
+// outcome. Acquire blocks until, in order: a slot is free under
+// Config.MaxInFlight (slots go first come, first served); any shared pause
+// has ended (each waiter resumes after a small random delay so that the
+// workers do not all send in the same millisecond); the token bucket grants
+// a token. If a pause begins while it waits for a token, it gives the token
+// back and waits for the pause.
+//
+// If ctx is done first, Acquire returns ctx.Err(). If ctx has a deadline
+// (measured with time.Now, as the context package does) that comes before
+// the pause ends or the token is due, Acquire returns
+// [ErrWouldExceedDeadline] at once. On any error it holds nothing: the
+// in-flight slot and any reserved token are given back.
+func (l *Limiter) Acquire(ctx context.Context) (Ticket, error) {
+	if err := ctx.Err(); err != nil {
+		l.fail()
+		return Ticket{}, err
+	}
+	if err := l.takeSlot(ctx); err != nil {
+		l.fail()
+		return Ticket{}, err
+	}
+	t, err := l.wait(ctx)
+	if err != nil {
+		l.mu.Lock()
+		l.putSlotLocked()
+		l.stats.Failed++
+		l.mu.Unlock()
+		return Ticket{}, err
+	}
+	return t, nil
+}
+
+func (l *Limiter) fail() {
+	l.mu.Lock()
+	l.stats.Failed++
+	l.mu.Unlock()
+}
+
+// takeSlot takes an in-flight slot, waiting in line if none is free.
+func (l *Limiter) takeSlot(ctx context.Context) error {
+	l.mu.Lock()
+	if len(l.slotWaiters) == 0 && (l.maxInFlight == 0 || l.inFlight < l.maxInFlight) {
+		l.inFlight++
+		l.mu.Unlock()
+		return nil
+	}
+	ready := make(chan struct{})
+	l.slotWaiters = append(l.slotWaiters, ready)
+	l.mu.Unlock()
+
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		select {
+		case <-ready: // granted meanwhile: hand it on
+			l.putSlotLocked()
+		default:
+			for i, w := range l.slotWaiters {
+				if w == ready {
+					l.slotWaiters = append(l.slotWaiters[:i], l.slotWaiters[i+1:]...)
+					break
+				}
+			}
+		}
+		return ctx.Err()
+	}
+}
+
+// putSlotLocked gives back an in-flight slot and lets waiters in.
+func (l *Limiter) putSlotLocked() {
+	l.inFlight--
+	l.grantSlotsLocked()
+}
+
+// grantSlotsLocked hands free slots to the waiters, first come first served.
+func (l *Limiter) grantSlotsLocked() {
+	for len(l.slotWaiters) > 0 && (l.maxInFlight == 0 || l.inFlight < l.maxInFlight) {
+		w := l.slotWaiters[0]
+		l.slotWaiters[0] = nil
+		l.slotWaiters = l.slotWaiters[1:]
+		l.inFlight++
+		close(w)
+	}
+}
+
+// wait passes the pause gate and then the token bucket.
+//
+// Waiters line up for the bucket first come, first served, and only the
+// head of the line holds a reservation while it sleeps. Cancelling that
+// single reservation restores its token exactly (rate.Reservation.Cancel
+// cannot when later reservations exist), and a waiter that leaves the line
+// holds no token at all. A move of the pause (l.changed) sends every
+// waiter back to the pause gate, the head after cancelling its reservation.
+func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
+	for {
+		l.mu.Lock()
+		now := l.clock.Now()
+
+		// The pause gate: each waiter wakes at the end plus its own jitter.
+		if now.Before(l.pauseUntil) {
+			d := l.pauseUntil.Sub(now) + l.jitter(l.pauseJitter)
+			changed := l.changed
+			l.mu.Unlock()
+			if beyondDeadline(ctx, d) {
+				return Ticket{}, ErrWouldExceedDeadline
+			}
+			if _, err := l.sleep(ctx, d, changed); err != nil {
+				return Ticket{}, err
+			}
+			continue
+		}
+
+		// The line for the token bucket.
+		if l.turnTaken {
+			est := l.tokenDelay(now) + l.lineDelay(len(l.line))
+			if beyondDeadline(ctx, est) {
+				l.mu.Unlock()
+				return Ticket{}, ErrWouldExceedDeadline
+			}
+			ready := make(chan struct{})
+			l.line = append(l.line, ready)
+			changed := l.changed
+			l.mu.Unlock()
+
+			var err error
+			select {
+			case <-ready:
+			case <-changed:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			l.mu.Lock()
+			select {
+			case <-ready: // our turn came, perhaps just now
+			default:
+				l.leaveLineLocked(ready)
+				l.mu.Unlock()
+				if err != nil {
+					return Ticket{}, err
+				}
+				continue // the pause moved
+			}
+			if err != nil {
+				l.passTurnLocked()
+				l.mu.Unlock()
+				return Ticket{}, err
+			}
+			now = l.clock.Now()
+			if now.Before(l.pauseUntil) {
+				l.passTurnLocked()
+				l.mu.Unlock()
+				continue
+			}
+		} else {
+			l.turnTaken = true
+		}
+
+		// Our turn: reserve the next token and sleep until it is due.
+		d := l.tokenDelay(now)
+		if d > 0 && beyondDeadline(ctx, d) {
+			l.passTurnLocked()
+			l.mu.Unlock()
+			return Ticket{}, ErrWouldExceedDeadline
+		}
+		res := l.bucket.ReserveN(now, 1) // burst >= 1: always ok
+		if d = res.DelayFrom(now); d <= 0 {
+			t := l.issueLocked(now)
+			l.passTurnLocked()
+			l.mu.Unlock()
+			return t, nil
+		}
+		changed := l.changed
+		l.mu.Unlock()
+
+		fired, err := l.sleep(ctx, d, changed)
+		l.mu.Lock()
+		now = l.clock.Now()
+		switch {
+		case err != nil || !fired:
+			res.CancelAt(now) // the only reservation out: exact
+			l.passTurnLocked()
+			l.mu.Unlock()
+			if err != nil {
+				return Ticket{}, err
+			}
+		case now.Before(l.pauseUntil):
+			// A pause began just as the token came due: the token is
+			// spent, but the pause wins.
+			l.passTurnLocked()
+			l.mu.Unlock()
+		default:
+			t := l.issueLocked(now)
+			l.passTurnLocked()
+			l.mu.Unlock()
+			return t, nil
+		}
+	}
+}
+
+// sleep waits for d to pass on the Clock, for changed to close, or for ctx
+// to be done. It reports whether the timer fired, or returns ctx.Err().
+func (l *Limiter) sleep(ctx context.Context, d time.Duration, changed <-chan struct{}) (bool, error) {
+	timer := l.clock.NewTimer(d)
+	select {
+	case <-timer.C():
+		return true, nil
+	case <-changed:
+		timer.Stop()
+		return false, nil
+	case <-ctx.Done():
+		timer.Stop()
+		return false, ctx.Err()
+	}
+}
+
+// passTurnLocked hands the head of the bucket line to the next waiter.
+func (l *Limiter) passTurnLocked() {
+	if len(l.line) == 0 {
+		l.turnTaken = false
+		return
+	}
+	next := l.line[0]
+	l.line[0] = nil
+	l.line = l.line[1:]
+	close(next)
+}
+
+// leaveLineLocked removes a waiter that has not got its turn.
+func (l *Limiter) leaveLineLocked(ready chan struct{}) {
+	for i, w := range l.line {
+		if w == ready {
+			l.line = append(l.line[:i], l.line[i+1:]...)
+			return
+		}
+	}
+}
+
+// lineDelay returns the least time n waiters ahead take at the bucket's rate.
+func (l *Limiter) lineDelay(n int) time.Duration {
+	limit := l.bucket.Limit()
+	if n == 0 || limit == rate.Inf {
+		return 0
+	}
+	return durationOf(float64(n) / float64(limit))
+}
+
+// tokenDelay returns how long until the bucket holds a token at now.
+func (l *Limiter) tokenDelay(now time.Time) time.Duration {
+	limit := l.bucket.Limit()
+	if limit == rate.Inf {
+		return 0
+	}
+	tokens := l.bucket.TokensAt(now)
+	if tokens >= 1 {
+		return 0
+	}
+	return durationOf((1 - tokens) / float64(limit))
+}
+
+// durationOf converts seconds to a Duration, rounding up and saturating.
+func durationOf(s float64) time.Duration {
+	if s >= float64(math.MaxInt64)/float64(time.Second) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(math.Ceil(s * float64(time.Second)))
+}
+
+// beyondDeadline reports whether ctx's deadline comes within d.
+func beyondDeadline(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < d
+}
+
+// issueLocked grants a ticket at now.
+func (l *Limiter) issueLocked(now time.Time) Ticket {
+	l.seq++
+	l.outstanding[l.seq] = struct{}{}
+	l.stats.Acquired++
+	return Ticket{Seq: l.seq, Sent: now, lim: l}
+}
+
+// Release hands back a ticket from [Limiter.Acquire] with the outcome of
+// its request, freeing its in-flight slot. It never blocks for long and is
+// safe to call from any goroutine. A zero Ticket, a ticket from another
+// Limiter, or one already released is ignored.
+//
+// Release reads the response headers with [ParseHeaders] and sets one
+// pause shared by every worker:
+//
+//   - on 429, and on 503 with a retry delay: for retry-after-ms or
+//     Retry-After when present, else on 429 for the reset when the headers
+//     give one, else on 429 for [DefaultPause];
+//   - on any other response whose headers say that no request remains
+//     (Remaining < 1) and the window resets later: until the reset, so
+//     that the next request does not earn a 429.
+//
+// A pause is cut to Config.MaxPause and only ever extends the current one;
+// each waiter resumes at its end plus a random delay of up to 10% of the
+// pause, at most one second. Header values that make no sense are ignored
+// and logged once per header and reason.
+func (l *Limiter) Release(t Ticket, o Outcome) {
+	if t.lim != l || t.Seq == 0 {
+		return
+	}
+	now := l.clock.Now()
+	var info Info
+	if o.Header != nil {
+		info = ParseHeaders(o.Header, now)
+	}
+
+	d, why := pauseFor(o.Status, info)
+	clamped := d > l.maxPause
+	if clamped {
+		d = l.maxPause
+	}
+
+	l.mu.Lock()
+	if _, ok := l.outstanding[t.Seq]; !ok {
+		l.mu.Unlock()
+		return
+	}
+	delete(l.outstanding, t.Seq)
+	l.putSlotLocked()
+	l.stats.Released++
+	switch {
+	case o.Status == http.StatusTooManyRequests:
+		l.stats.RateLimited++
+	case o.Status == 0 && o.Err != nil:
+		l.stats.TransportErrors++
+	}
+	extended := false
+	if d > 0 {
+		until := now.Add(d)
+		if until.After(l.pauseUntil) {
+			l.stats.PauseTime += until.Sub(later(l.pauseUntil, now))
+			l.stats.Pauses++
+			if clamped {
+				l.stats.ClampedPauses++
+			}
+			l.pauseUntil = until
+			l.pauseJitter = min(d/10, maxJitter)
+			close(l.changed)
+			l.changed = make(chan struct{})
+			extended = true
+		}
+	}
+	var fresh []InvalidHeader
+	for _, bad := range info.Invalid {
+		key := bad.Name + "\x00" + bad.Reason
+		if _, seen := l.logged[key]; seen {
+			continue
+		}
+		if l.logged == nil {
+			l.logged = make(map[string]struct{})
+		}
+		l.logged[key] = struct{}{}
+		fresh = append(fresh, bad)
+	}
+	l.mu.Unlock()
+
+	for _, bad := range fresh {
+		l.log.Warn().Str("header", bad.Name).Str("value", bad.Value).Str("reason", bad.Reason).
+			Msg("limiter: ignoring rate-limit header")
+	}
+	if extended {
+		ev := l.log.Info()
+		if clamped {
+			ev = l.log.Warn().Bool("clamped", true)
+		}
+		ev.Int("status", o.Status).Str("cause", why).Dur("pause", d).Msg("limiter: pausing all requests")
+	}
+}
+
+// pauseFor returns how long the response tells every worker to wait, and why.
+func pauseFor(status int, info Info) (time.Duration, string) {
+	switch {
+	case status == http.StatusTooManyRequests && info.HasRetryAfter:
+		return info.RetryAfter, "retry-after"
+	case status == http.StatusTooManyRequests && info.HasReset && info.Reset > 0:
+		return info.Reset, "reset"
+	case status == http.StatusTooManyRequests:
+		return DefaultPause, "default"
+	case status == http.StatusServiceUnavailable && info.HasRetryAfter:
+		return info.RetryAfter, "retry-after"
+	case info.HasRemaining && info.Remaining < 1 && info.HasReset && info.Reset > 0:
+		return info.Reset, "remaining-zero"
+	}
+	return 0, ""
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Stats returns a snapshot of the Limiter's counters.
+func (l *Limiter) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	s.InFlight = len(l.outstanding)
+	return s
+}
+
+// randomJitter returns a uniform random duration in [0, max).
+func randomJitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(max)))
+}
+
+// realClock is the Clock of the time package.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (t realTimer) C() <-chan time.Time { return t.t.C }
+func (t realTimer) Stop() bool          { return t.t.Stop() }
