@@ -1,0 +1,115 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// runFlags holds every flag of `pplx-batch run`.
+type runFlags struct {
+	config string
+
+	input, inputFormat   string
+	output, outputFormat string
+	mode                 string
+	query, prompt        string
+	system, model        string
+	stream               bool
+	id                   string
+
+	concurrency int
+	rpm, rps    float64
+	maxRetries  int
+	timeout     time.Duration
+
+	baseURL    string
+	apiKeyFile string
+	errorsPath string
+	summary    string
+
+	logLevel, logFormat string
+
+	// Request parameters.
+	maxResults          int
+	searchDomainFilter  string
+	searchRecencyFilter string
+	searchContextSize   string
+	maxTokens           int
+	temperature         float64
+	responseFormat      string
+}
+
+const runUsage = `Usage: pplx-batch run [flags]
+
+Runs one request per input row against the Perplexity API and writes one
+output row per input row.
+
+  Search:  pplx-batch run --mode search --input companies.csv --output out.parquet \
+             --query '{{.company}} headquarters'
+  Chat:    pplx-batch run --mode chat --input questions.jsonl --output answers.jsonl \
+             --prompt 'Answer in one sentence: {{.question}}' --stream
+
+The API key comes from PERPLEXITY_API_KEY (or PPLX_API_KEY) or --api-key-file.
+Templates are Go text/template over the row's columns: {{.column}}; a column
+whose name is not an identifier is reached with {{index . "column name"}}.
+
+Exit codes: 0 every row ok; 1 some rows failed (see the errors file);
+2 usage or configuration error, nothing called; 3 aborted (authentication,
+permission, quota or budget); 130 interrupted (output valid).
+
+Flags:
+`
+
+func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, runUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.config, "config", "", "YAML job file holding any of these flags (flag names as keys); flags given here win")
+	fs.StringVar(&f.input, "input", "", "input `PATH`: .csv, .jsonl or .ndjson, optionally .gz or .zst; - is stdin")
+	fs.StringVar(&f.inputFormat, "input-format", "", "input `FORMAT` (csv or jsonl) when the extension does not tell")
+	fs.StringVar(&f.output, "output", "", "output `PATH`: .jsonl or .parquet; - is JSONL on stdout")
+	fs.StringVar(&f.outputFormat, "output-format", "", "output `FORMAT` (jsonl or parquet) when the extension does not tell")
+	fs.StringVar(&f.mode, "mode", "search", "`endpoint` each row calls: search or chat")
+	fs.StringVar(&f.query, "query", "", "search: query `TEMPLATE`, e.g. '{{.company}} headquarters'")
+	fs.StringVar(&f.prompt, "prompt", "", "chat: user message `TEMPLATE`")
+	fs.StringVar(&f.system, "system", "", "chat: system message `TEXT`")
+	fs.StringVar(&f.model, "model", "sonar", "chat: model `NAME`")
+	fs.BoolVar(&f.stream, "stream", false, "chat: stream the answer over server-sent events")
+	fs.StringVar(&f.id, "id", "", "`COLUMN` that identifies a row (default: the row number)")
+	fs.IntVar(&f.concurrency, "concurrency", 0, "most requests in flight (0: automatic)")
+	fs.Float64Var(&f.rpm, "rpm", 0, "ceiling of our own in requests per minute (0: learn the server's limit)")
+	fs.Float64Var(&f.rps, "rps", 0, "ceiling of our own in requests per second (0: learn the server's limit)")
+	fs.IntVar(&f.maxRetries, "max-retries", 5, "retries per row after the first attempt (429, 5xx, network errors)")
+	fs.DurationVar(&f.timeout, "timeout", 120*time.Second, "time limit of each attempt")
+	fs.StringVar(&f.baseURL, "base-url", "", "API base `URL` (default $PERPLEXITY_BASE_URL or https://api.perplexity.ai)")
+	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "read the API key from this `file` instead of the environment")
+	fs.StringVar(&f.errorsPath, "errors", "", "errors file `PATH`: one JSONL line per failed row (default: beside the output)")
+	fs.StringVar(&f.summary, "summary", "", "write a JSON run summary to this `PATH`")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "auto", "log `format`: auto (console on a terminal, else JSON), json, console")
+	fs.IntVar(&f.maxResults, "max-results", 0, "search: results per query, 1-20 (0: the API default)")
+	fs.StringVar(&f.searchDomainFilter, "search-domain-filter", "", "comma-separated `domains` to search (prefix - to exclude)")
+	fs.StringVar(&f.searchRecencyFilter, "search-recency-filter", "", "hour, day, week, month or year")
+	fs.StringVar(&f.searchContextSize, "search-context-size", "", "low, medium or high")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "chat: most completion tokens (0: the API default)")
+	fs.Float64Var(&f.temperature, "temperature", -1, "chat: sampling temperature 0-2 (-1: the API default)")
+	fs.StringVar(&f.responseFormat, "response-format", "", "chat: response_format as `JSON`, e.g. a json_schema")
+	return fs
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,444 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pplx-batch/pplx-batch/limiter"
+	"github.com/pplx-batch/pplx-batch/pipeline"
+	"github.com/pplx-batch/pplx-batch/pplx"
+	"github.com/pplx-batch/pplx-batch/sink"
+	"github.com/pplx-batch/pplx-batch/source"
+)
+
+const defaultBaseURL = "https://api.perplexity.ai"
+
+// usageError is a configuration problem found before anything was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+func runCommand(ctx context.Context, args []string, e env) int {
+	var f runFlags
+	fs := newRunFlagSet(&f, e.stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "pplx-batch run: unexpected arguments %q (flags come as --name value)\n", fs.Args())
+		return exitUsage
+	}
+	if f.config != "" {
+		if err := applyConfig(fs, f.config, e.getenv); err != nil {
+			fmt.Fprintf(e.stderr, "pplx-batch run: %v\n", err)
+			return exitUsage
+		}
+	}
+	log, err := newLogger(e.stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pplx-batch run: %v\n", err)
+		return exitUsage
+	}
+	code, err := run(ctx, &f, e, log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pplx-batch run: %v\n", err)
+	}
+	return code
+}
+
+// job is everything run needs once the flags are checked.
+type job struct {
+	pipe        pipeline.Job
+	apiKey      string
+	baseURL     string
+	inFormat    string
+	outFormat   string
+	errorsPath  string
+	limiterConf limiter.Config
+}
+
+// prepare checks the flags and builds the job. Every problem it finds is a
+// usage error: nothing has been called yet.
+func prepare(f *runFlags, e env) (*job, error) {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	j := &job{}
+	if f.input == "" {
+		bad("--input is required")
+	}
+	if f.output == "" {
+		bad("--output is required")
+	}
+	var text, what string
+	switch pipeline.Mode(f.mode) {
+	case pipeline.ModeSearch:
+		text, what = f.query, "--query"
+		if f.prompt != "" {
+			bad("--prompt is for --mode chat; search mode takes --query")
+		}
+	case pipeline.ModeChat:
+		text, what = f.prompt, "--prompt"
+		if f.query != "" {
+			bad("--query is for --mode search; chat mode takes --prompt")
+		}
+	default:
+		bad("--mode must be search or chat, not %q", f.mode)
+	}
+	if text == "" && what != "" {
+		bad("%s is required in --mode %s", what, f.mode)
+	}
+	var tmpl *template.Template
+	if text != "" {
+		t, err := template.New(what).Option("missingkey=error").Parse(text)
+		if err != nil {
+			bad("%s: %v", what, err)
+		}
+		tmpl = t
+	}
+	if f.concurrency < 0 {
+		bad("--concurrency must be at least 0")
+	}
+	if f.rps < 0 || f.rpm < 0 {
+		bad("--rps and --rpm must be at least 0")
+	}
+	if f.maxRetries < 0 {
+		bad("--max-retries must be at least 0")
+	}
+	if f.timeout <= 0 {
+		bad("--timeout must be positive")
+	}
+	j.inFormat = strings.ToLower(f.inputFormat)
+	if j.inFormat != "" && j.inFormat != "csv" && j.inFormat != "jsonl" {
+		bad("--input-format must be csv or jsonl, not %q", f.inputFormat)
+	}
+	if f.input == "-" && j.inFormat == "" {
+		bad("--input - (stdin) needs --input-format csv or jsonl")
+	}
+	var err error
+	if j.outFormat, err = outputFormat(f.output, f.outputFormat); err != nil && f.output != "" {
+		errs = append(errs, err)
+	}
+	if f.maxResults < 0 || f.maxResults > 20 {
+		bad("--max-results must be between 1 and 20")
+	}
+	if f.temperature != -1 && (f.temperature < 0 || f.temperature > 2) {
+		bad("--temperature must be between 0 and 2")
+	}
+	var respFormat json.RawMessage
+	if f.responseFormat != "" {
+		if !json.Valid([]byte(f.responseFormat)) {
+			bad("--response-format is not valid JSON")
+		}
+		respFormat = json.RawMessage(f.responseFormat)
+	}
+
+	j.baseURL = f.baseURL
+	if j.baseURL == "" {
+		j.baseURL = e.getenv("PERPLEXITY_BASE_URL")
+	}
+	if j.baseURL == "" {
+		j.baseURL = defaultBaseURL
+	}
+	if !strings.HasPrefix(j.baseURL, "http://") && !strings.HasPrefix(j.baseURL, "https://") {
+		bad("--base-url must start with http:// or https://, not %q", j.baseURL)
+	}
+	key, err := apiKey(f.apiKeyFile, e.getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	j.apiKey = key
+
+	rps := f.rps
+	if f.rpm > 0 && (rps == 0 || f.rpm/60 < rps) {
+		rps = f.rpm / 60
+	}
+	j.limiterConf = limiter.Config{RPS: rps}
+
+	j.errorsPath = f.errorsPath
+	if j.errorsPath == "" && f.output != "-" && f.output != "" {
+		j.errorsPath = defaultErrorsPath(f.output)
+	}
+
+	j.pipe = pipeline.Job{
+		Mode:        pipeline.Mode(f.mode),
+		Template:    tmpl,
+		System:      f.system,
+		IDColumn:    f.id,
+		Concurrency: f.concurrency,
+		MaxRetries:  f.maxRetries,
+		Timeout:     f.timeout,
+		Search: pplx.SearchRequest{
+			MaxResults:          f.maxResults,
+			SearchDomainFilter:  splitList(f.searchDomainFilter),
+			SearchRecencyFilter: f.searchRecencyFilter,
+			SearchContextSize:   f.searchContextSize,
+		},
+		Chat: pplx.ChatRequest{
+			Model:               f.model,
+			Stream:              f.stream,
+			MaxTokens:           f.maxTokens,
+			ResponseFormat:      respFormat,
+			SearchDomainFilter:  splitList(f.searchDomainFilter),
+			SearchRecencyFilter: f.searchRecencyFilter,
+		},
+	}
+	if f.temperature != -1 {
+		t := f.temperature
+		j.pipe.Chat.Temperature = &t
+	}
+	if f.searchContextSize != "" {
+		j.pipe.Chat.WebSearchOptions = &pplx.WebSearchOptions{SearchContextSize: f.searchContextSize}
+	}
+	if len(errs) > 0 {
+		return nil, usageError{errors.Join(errs...)}
+	}
+	return j, nil
+}
+
+// apiKey reads the API key from keyFile, or else from the environment.
+func apiKey(keyFile string, getenv func(string) string) (string, error) {
+	if keyFile != "" {
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			return "", fmt.Errorf("--api-key-file: %w", err)
+		}
+		k := strings.TrimSpace(string(b))
+		if k == "" {
+			return "", fmt.Errorf("--api-key-file %s is empty", keyFile)
+		}
+		return k, nil
+	}
+	for _, name := range []string{"PERPLEXITY_API_KEY", "PPLX_API_KEY"} {
+		if k := strings.TrimSpace(getenv(name)); k != "" {
+			return k, nil
+		}
+	}
+	return "", errors.New("no API key: set PERPLEXITY_API_KEY (or PPLX_API_KEY), or give --api-key-file")
+}
+
+func outputFormat(path, format string) (string, error) {
+	if format != "" {
+		switch strings.ToLower(format) {
+		case "jsonl", "ndjson":
+			return "jsonl", nil
+		case "parquet":
+			return "parquet", nil
+		}
+		return "", fmt.Errorf("--output-format must be jsonl or parquet, not %q", format)
+	}
+	if path == "-" {
+		return "jsonl", nil
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".jsonl", ".ndjson":
+		return "jsonl", nil
+	case ".parquet":
+		return "parquet", nil
+	}
+	return "", fmt.Errorf("--output %s: cannot tell the format from the extension (.jsonl, .ndjson or .parquet); give --output-format", path)
+}
+
+// defaultErrorsPath puts the errors file beside the output:
+// out.parquet -> out.errors.jsonl.
+func defaultErrorsPath(output string) string {
+	ext := filepath.Ext(output)
+	return strings.TrimSuffix(output, ext) + ".errors.jsonl"
+}
+
+// rowSink is what run needs of an output file.
+type rowSink interface {
+	Write(sink.Row) error
+	Close() error
+	Abort() error
+}
+
+func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger) (int, error) {
+	j, err := prepare(f, e)
+	if err != nil {
+		return exitUsage, err
+	}
+	src, err := openSource(f.input, j.inFormat, e)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer src.Close()
+	if err := checkTemplate(j.pipe, src.Columns()); err != nil {
+		return exitUsage, err
+	}
+
+	var out rowSink
+	switch {
+	case f.output == "-":
+		out = sink.NewJSONL[sink.Row](e.stdout)
+	case j.outFormat == "parquet":
+		out, err = sink.CreateParquet(f.output, sink.ParquetOptions{})
+	default:
+		out, err = sink.CreateJSONL[sink.Row](f.output)
+	}
+	if err != nil {
+		return exitUsage, err
+	}
+	errs := &lazyErrors{path: j.errorsPath}
+
+	client := pplx.New(j.baseURL, j.apiKey, pplx.Options{MaxConns: max(f.concurrency, pipeline.DefaultConcurrency)})
+	lc := j.limiterConf
+	lc.Log = log
+	p := &pipeline.Pipeline{
+		Job:      j.pipe,
+		Client:   client,
+		Limiters: limiter.NewSet(lc),
+		Log:      log,
+	}
+	log.Info().Str("input", f.input).Str("output", f.output).Str("mode", f.mode).
+		Str("base_url", j.baseURL).Msg("run started")
+	stats, runErr := p.Run(ctx, src, out, errs)
+
+	interrupted := runErr != nil && ctx.Err() != nil
+	if errors.Is(runErr, pipeline.ErrOutput) {
+		_ = out.Abort()
+		_ = errs.Abort()
+		return exitRowsFailed, runErr
+	}
+	// Keep every finished row, also after an interruption or a read error.
+	if err := out.Close(); err != nil {
+		_ = errs.Abort()
+		return exitRowsFailed, fmt.Errorf("close output: %w", err)
+	}
+	if err := errs.Close(); err != nil {
+		return exitRowsFailed, fmt.Errorf("close errors file: %w", err)
+	}
+	if stats.Failed == 0 && runErr == nil && j.errorsPath != "" {
+		// No failure this time: an errors file left by an earlier run of
+		// the same job would only mislead.
+		_ = os.Remove(j.errorsPath)
+	}
+
+	code := exitOK
+	switch {
+	case interrupted:
+		code = exitInterrupted
+	case runErr != nil, stats.Failed > 0:
+		code = exitRowsFailed
+	}
+	printSummary(e.stderr, stats, code, j.errorsPath)
+	if f.summary != "" {
+		if err := writeSummary(f.summary, stats, code); err != nil {
+			log.Error().Err(err).Msg("write summary")
+		}
+	}
+	if interrupted {
+		return code, nil
+	}
+	return code, runErr
+}
+
+func openSource(path, format string, e env) (*source.Reader, error) {
+	opt := source.Options{Format: format}
+	if path == "-" {
+		r, err := source.NewReader(e.stdin, "stdin", opt)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return r, nil
+	}
+	r, err := source.Open(path, opt)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return r, nil
+}
+
+// checkTemplate renders the job's template over a row of empty values with
+// the input's columns, when they are known before reading (CSV), so a
+// template naming a missing column fails before any request.
+func checkTemplate(j pipeline.Job, columns []string) error {
+	if columns == nil {
+		return nil
+	}
+	row := make(map[string]any, len(columns))
+	for _, c := range columns {
+		row[c] = ""
+	}
+	if err := j.Template.Execute(discard{}, row); err != nil {
+		return usagef("template does not fit the input: %v (the columns are: %s)", err, strings.Join(columns, ", "))
+	}
+	if j.IDColumn != "" && !slices.Contains(columns, j.IDColumn) {
+		return usagef("--id %q is not a column of the input (the columns are: %s)", j.IDColumn, strings.Join(columns, ", "))
+	}
+	return nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// lazyErrors creates the errors file on the first failed row, so a run
+// without failures leaves none.
+type lazyErrors struct {
+	path string
+	w    *sink.JSONL[pipeline.ErrorRow]
+}
+
+func (l *lazyErrors) Write(r pipeline.ErrorRow) error {
+	if l.path == "" {
+		return nil
+	}
+	if l.w == nil {
+		w, err := sink.CreateJSONL[pipeline.ErrorRow](l.path)
+		if err != nil {
+			return err
+		}
+		l.w = w
+	}
+	return l.w.Write(r)
+}
+
+func (l *lazyErrors) Flush() error {
+	if l.w == nil {
+		return nil
+	}
+	return l.w.Flush()
+}
+
+func (l *lazyErrors) Close() error {
+	if l.w == nil {
+		return nil
+	}
+	return l.w.Close()
+}
+
+func (l *lazyErrors) Abort() error {
+	if l.w == nil {
+		return nil
+	}
+	return l.w.Abort()
+}
+
+func printSummary(w interface{ Write([]byte) (int, error) }, s pipeline.Stats, code int, errorsPath string) {
+	msg := fmt.Sprintf("pplx-batch: %d rows: %d ok, %d failed; %d requests, %d rate-limited (429), %d retries; %s",
+		s.Rows, s.OK, s.Failed, s.Requests, s.RateLimited, s.Retries, s.Wall.Round(time.Millisecond))
+	if s.CostUSD > 0 {
+		msg += fmt.Sprintf("; $%.4f", s.CostUSD)
+	}
+	if s.Failed > 0 && errorsPath != "" {
+		msg += "; failed rows in " + errorsPath
+	}
+	fmt.Fprintf(w, "%s (exit %d)\n", msg, code)
+}

@@ -1,0 +1,110 @@
+package pipeline
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pplx-batch/pplx-batch/pplx"
+)
+
+// SearchRequestCostUSD is the price of one successful Search API request
+// with the default search type ($5 per 1,000 requests).
+const SearchRequestCostUSD = 0.005
+
+// Stats counts what a run did.
+type Stats struct {
+	// Rows is the number of rows written; OK and Failed split it.
+	Rows, OK, Failed int64
+	// Requests counts every HTTP attempt; RateLimited those answered 429;
+	// Retries the attempts beyond the first of each row.
+	Requests, RateLimited, Retries int64
+	// Token counts and cost as reported by the API (search requests are
+	// priced at SearchRequestCostUSD).
+	PromptTokens, CompletionTokens, TotalTokens int64
+	CostUSD                                     float64
+	// LatencyP50, P95 and P99 are percentiles of the attempts' time to
+	// response headers.
+	LatencyP50, LatencyP95, LatencyP99 time.Duration
+	// Wall is the run's duration.
+	Wall time.Duration
+}
+
+// maxLatencySamples bounds the memory kept for latency percentiles; past
+// it, samples are kept by reservoir sampling.
+const maxLatencySamples = 1 << 16
+
+type counters struct {
+	rows, ok, failed                atomic.Int64
+	requests, rateLimited, retries  atomic.Int64
+	prompt, completion, totalTokens atomic.Int64
+
+	mu      sync.Mutex
+	cost    float64
+	samples []time.Duration
+	seen    int64
+}
+
+func newCounters() *counters { return &counters{} }
+
+func (c *counters) addUsage(u *pplx.Usage) {
+	if u == nil {
+		return
+	}
+	c.prompt.Add(u.PromptTokens)
+	c.completion.Add(u.CompletionTokens)
+	c.totalTokens.Add(u.TotalTokens)
+	if u.Cost != nil {
+		c.mu.Lock()
+		c.cost += u.Cost.TotalCost
+		c.mu.Unlock()
+	}
+}
+
+func (c *counters) searchCost() {
+	c.mu.Lock()
+	c.cost += SearchRequestCostUSD
+	c.mu.Unlock()
+}
+
+func (c *counters) latency(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen++
+	if len(c.samples) < maxLatencySamples {
+		c.samples = append(c.samples, d)
+		return
+	}
+	// Reservoir sampling keeps a uniform sample of every latency seen.
+	if j := randN(c.seen); j < maxLatencySamples {
+		c.samples[j] = d
+	}
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Rows: c.rows.Load(), OK: c.ok.Load(), Failed: c.failed.Load(),
+		Requests: c.requests.Load(), RateLimited: c.rateLimited.Load(), Retries: c.retries.Load(),
+		PromptTokens: c.prompt.Load(), CompletionTokens: c.completion.Load(), TotalTokens: c.totalTokens.Load(),
+	}
+	c.mu.Lock()
+	s.CostUSD = c.cost
+	sorted := slices.Clone(c.samples)
+	c.mu.Unlock()
+	slices.Sort(sorted)
+	s.LatencyP50 = percentile(sorted, 0.50)
+	s.LatencyP95 = percentile(sorted, 0.95)
+	s.LatencyP99 = percentile(sorted, 0.99)
+	return s
+}
+
+// percentile returns the nearest-rank percentile q of sorted.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
