@@ -1,0 +1,186 @@
+package sink
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestDuckDBReadsParquet checks that DuckDB reads a file of this package
+// with the contract's column names, types and values. It needs node and a
+// directory with node_modules/@duckdb/node-api, named by the environment
+// variable PPLX_DUCKDB_NODE_DIR:
+//
+//	mkdir -p /tmp/duckdb && cd /tmp/duckdb && npm install --no-save @duckdb/node-api
+//	PPLX_DUCKDB_NODE_DIR=/tmp/duckdb go test -run DuckDB ./sink/
+func TestDuckDBReadsParquet(t *testing.T) {
+	nodeDir := os.Getenv("PPLX_DUCKDB_NODE_DIR")
+	if nodeDir == "" {
+		t.Skip("PPLX_DUCKDB_NODE_DIR is not set")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("PPLX_DUCKDB_NODE_DIR is set but node is missing: %v", err)
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "duckdb_describe.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rows := sampleRows()
+	rows[0].Input = json.RawMessage(`{"company":"Acme","n":3,"a,b":"comma","a.b":"dot","name":null,"o":{"k":[1,2]}}`)
+	rows[1].Input = json.RawMessage(`{"company":"Ünïcødé 日本語","extra":"x","n":1.5}`)
+	rows[2].Input = json.RawMessage(`{"a.b":"only dot"}`)
+	rows[3].Input = json.RawMessage(`null`)
+	name := filepath.Join(t.TempDir(), "out.parquet")
+	w, err := CreateParquet(name, ParquetOptions{RowGroupRows: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.CommandContext(t.Context(), node, script, nodeDir, name,
+		`SELECT input."a,b" AS ab, input."a.b" AS adotb, results[1].url AS url, usage.cost_usd AS cost, len(citations) AS n FROM FILE ORDER BY "row"`)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
+	}
+	var got struct {
+		Describe []struct{ Name, Type string }
+		Rows     []json.RawMessage
+		Queries  [][]map[string]any
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("decode %s: %v", out, err)
+	}
+
+	wantDescribe := []struct{ Name, Type string }{
+		{"id", "VARCHAR"},
+		{"row", "BIGINT"},
+		{"status", "VARCHAR"},
+		{"error", "VARCHAR"},
+		{"input", "STRUCT(...)"},
+		{"input_extra", "VARCHAR"},
+		{"http_status", "BIGINT"},
+		{"attempts", "BIGINT"},
+		{"latency_ms", "BIGINT"},
+		{"request_id", "VARCHAR"},
+		{"results", "STRUCT(title VARCHAR, url VARCHAR, snippet VARCHAR, date VARCHAR, last_updated VARCHAR)[]"},
+		{"content", "VARCHAR"},
+		{"citations", "VARCHAR[]"},
+		{"search_results", "STRUCT(title VARCHAR, url VARCHAR, date VARCHAR, snippet VARCHAR)[]"},
+		{"usage", "STRUCT(prompt_tokens BIGINT, completion_tokens BIGINT, total_tokens BIGINT, cost_usd DOUBLE)"},
+	}
+	if len(got.Describe) != len(wantDescribe) {
+		t.Fatalf("DESCRIBE: got %d columns %v, want %d", len(got.Describe), got.Describe, len(wantDescribe))
+	}
+	for i, w := range wantDescribe {
+		g := got.Describe[i]
+		if w.Name == "input" {
+			// DuckDB quotes field names by its own rules; the names and
+			// their order are checked on the values below.
+			if g.Name != "input" || !strings.HasPrefix(g.Type, "STRUCT(") || strings.Count(g.Type, "VARCHAR") != 6 {
+				t.Errorf("column %d: got %s %s, want input STRUCT of 6 VARCHAR", i, g.Name, g.Type)
+			}
+			continue
+		}
+		if g != w {
+			t.Errorf("column %d: got %s %s, want %s %s", i, g.Name, g.Type, w.Name, w.Type)
+		}
+	}
+
+	if len(got.Rows) != len(rows) {
+		t.Fatalf("got %d rows, want %d", len(got.Rows), len(rows))
+	}
+	wantInputs := [][]refMember{
+		{{"company", []byte(`"Acme"`)}, {"n", []byte(`"3"`)}, {"a,b", []byte(`"comma"`)}, {"a.b", []byte(`"dot"`)}, {"name", []byte(`null`)}, {"o", []byte(`"{\"k\":[1,2]}"`)}},
+		{{"company", []byte(`"Ünïcødé 日本語"`)}, {"n", []byte(`"1.5"`)}, {"a,b", []byte(`null`)}, {"a.b", []byte(`null`)}, {"name", []byte(`null`)}, {"o", []byte(`null`)}},
+		{{"company", []byte(`null`)}, {"n", []byte(`null`)}, {"a,b", []byte(`null`)}, {"a.b", []byte(`"only dot"`)}, {"name", []byte(`null`)}, {"o", []byte(`null`)}},
+		{{"company", []byte(`null`)}, {"n", []byte(`null`)}, {"a,b", []byte(`null`)}, {"a.b", []byte(`null`)}, {"name", []byte(`null`)}, {"o", []byte(`null`)}},
+	}
+	wantExtras := []any{nil, `{"extra":"x"}`, nil, nil}
+	for i, raw := range got.Rows {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		inputRaw, err := json.Marshal(m["input"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The key order of input as DuckDB returns it.
+		var ordered struct {
+			Input json.RawMessage `json:"input"`
+		}
+		if err := json.Unmarshal(raw, &ordered); err != nil {
+			t.Fatal(err)
+		}
+		gotInput := refMembers(t, ordered.Input)
+		if len(gotInput) != len(wantInputs[i]) {
+			t.Errorf("row %d: input: got %s, want %d keys", i, inputRaw, len(wantInputs[i]))
+		} else {
+			for j, w := range wantInputs[i] {
+				if gotInput[j].key != w.key || string(gotInput[j].value) != string(w.value) {
+					t.Errorf("row %d: input member %d: got %q: %s, want %q: %s", i, j, gotInput[j].key, gotInput[j].value, w.key, w.value)
+				}
+			}
+		}
+		if m["input_extra"] != wantExtras[i] {
+			t.Errorf("row %d: input_extra: got %#v, want %#v", i, m["input_extra"], wantExtras[i])
+		}
+		delete(m, "input")
+		delete(m, "input_extra")
+		want := duckJSON(wantParquet(rows[i]))
+		if !reflect.DeepEqual(m, want) {
+			t.Errorf("row %d:\n got %#v\nwant %#v", i, m, want)
+		}
+	}
+
+	wantQuery := []map[string]any{
+		{"ab": "comma", "adotb": "dot", "url": "https://acme.example/?a=1&b=2", "cost": nil, "n": nil},
+		{"ab": nil, "adotb": nil, "url": nil, "cost": 0.0125, "n": "2"},
+		{"ab": nil, "adotb": "only dot", "url": nil, "cost": nil, "n": "0"},
+		{"ab": nil, "adotb": nil, "url": nil, "cost": nil, "n": nil},
+	}
+	if len(got.Queries) != 1 || !reflect.DeepEqual(got.Queries[0], wantQuery) {
+		t.Errorf("query:\n got %#v\nwant %#v", got.Queries, wantQuery)
+	}
+}
+
+// duckJSON converts a row as wantParquet builds it to what DuckDB's
+// getRowObjectsJson prints, decoded by encoding/json: BIGINT as strings.
+func duckJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[k] = duckJSON(x)
+		}
+		return m
+	case []any:
+		l := make([]any, len(v))
+		for i, x := range v {
+			l[i] = duckJSON(x)
+		}
+		return l
+	case int64:
+		return strconv.FormatInt(v, 10)
+	default:
+		return v
+	}
+}
