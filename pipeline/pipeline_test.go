@@ -207,10 +207,10 @@ func TestRowErrorsDoNotFailTheJob(t *testing.T) {
 	})
 	input := strings.Join([]string{
 		`{"q":"alpha"}`,
-		`{"q": broken`,      // row 2: malformed line
-		`{"other":"x"}`,     // row 3: template names a missing key
-		`{"q":""}`,          // row 4: renders an empty query
-		`{"q":"omega"}`,     // row 5
+		`{"q": broken`,  // row 2: malformed line
+		`{"other":"x"}`, // row 3: template names a missing key
+		`{"q":""}`,      // row 4: renders an empty query
+		`{"q":"omega"}`, // row 5
 	}, "\n")
 	out, errs := &rows[sink.Row]{}, &rows[pipeline.ErrorRow]{}
 	st, err := p.Run(t.Context(), jsonlSource(t, input), out, errs)

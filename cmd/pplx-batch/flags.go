@@ -68,7 +68,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, runUsage)
-		fs.PrintDefaults()
+		printDefaults(stderr, fs)
 	}
 	fs.StringVar(&f.config, "config", "", "YAML job file holding any of these flags (flag names as keys); flags given here win")
 	fs.StringVar(&f.input, "input", "", "input `PATH`: .csv, .jsonl or .ndjson, optionally .gz or .zst; - is stdin")
@@ -112,4 +112,21 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// printDefaults lists the flags of fs GNU-style (--name), with their
+// defaults.
+func printDefaults(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if d := f.DefValue; d != "" && d != "0" && d != "false" && d != "-1" {
+			line += fmt.Sprintf(" (default %s)", d)
+		}
+		fmt.Fprintln(w, line)
+	})
 }
