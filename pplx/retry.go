@@ -177,6 +177,11 @@ func RetryDelay(attempt int, err error, rnd func() float64) time.Duration {
 // gives 0; a hint over [MaxRetryAfter] gives MaxRetryAfter. RetryAfter is
 // safe for concurrent use.
 func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	return retryAfter(h, now, MaxRetryAfter)
+}
+
+func retryAfter(h http.Header, now time.Time, limit time.Duration) (time.Duration, bool) {
+	clampDelay := func(ns float64) time.Duration { return clampTo(ns, limit) }
 	if h == nil {
 		return 0, false
 	}
@@ -225,12 +230,15 @@ func parseDecimal(s string) (float64, bool) {
 }
 
 // clampDelay converts nanoseconds to a Duration in [0, MaxRetryAfter].
-func clampDelay(ns float64) time.Duration {
+func clampDelay(ns float64) time.Duration { return clampTo(ns, MaxRetryAfter) }
+
+// clampTo converts nanoseconds to a Duration in [0, limit].
+func clampTo(ns float64, limit time.Duration) time.Duration {
 	switch {
 	case math.IsNaN(ns) || ns <= 0:
 		return 0
-	case ns >= float64(MaxRetryAfter):
-		return MaxRetryAfter
+	case ns >= float64(limit):
+		return limit
 	}
 	return time.Duration(ns)
 }
