@@ -21,10 +21,10 @@ func BenchmarkPipeline(b *testing.B) {
 				Search: pplx.SearchRequest{MaxResults: 5}}
 			input := companiesCSV(b.N)
 			p := newPipeline(b, ts.URL, job)
-			out := sink.NewJSONL[sink.Row](io.Discard)
+			out := sink.NewJSONL[pipeline.Result](io.Discard)
 			b.ReportAllocs()
 			b.ResetTimer()
-			st, err := p.Run(b.Context(), csvSource(b, input), out, nil)
+			st, err := p.Run(b.Context(), csvSource(b, input), out)
 			if err != nil {
 				b.Fatal(err)
 			}

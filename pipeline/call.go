@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -15,28 +18,38 @@ import (
 	"github.com/pplx-batch/pplx-batch/sink"
 )
 
-// process turns one input item into one output row. It returns an error
-// only when the job must stop (the context is done).
-func (p *Pipeline) process(ctx context.Context, it item, st *counters) (sink.Row, error) {
+// process turns one input item into one Result. ok is false when the row
+// was not finished (the job stopped first) or an earlier run already
+// answered it: then nothing is written for it.
+//
+// ctx ends only when the job is cancelled; it bounds the requests in
+// flight. stopCtx ends when the job stops starting rows; it bounds every
+// wait before a request. stop stops the job after a job-fatal answer.
+func (p *Pipeline) process(ctx, stopCtx context.Context, stop context.CancelCauseFunc, it item, st *counters) (Result, bool) {
 	row := sink.Row{
 		ID:    strconv.FormatInt(it.rec.Row, 10),
 		Row:   it.rec.Row,
 		Input: it.rec.Raw,
 	}
 	if it.err != nil {
-		return failRow(row, it.err.Error()), nil
+		return Result{Row: failRow(row, it.err.Error())}, true
 	}
 	if p.Job.IDColumn != "" {
 		v, ok := it.rec.Values[p.Job.IDColumn]
 		if !ok || v == nil {
-			return failRow(row, fmt.Sprintf("row %d has no id column %q", it.rec.Row, p.Job.IDColumn)), nil
+			return Result{Row: failRow(row, fmt.Sprintf("row %d has no id column %q", it.rec.Row, p.Job.IDColumn))}, true
 		}
 		row.ID = fmt.Sprint(v)
 	}
 	text, err := p.render(it.rec.Values)
 	if err != nil {
-		return failRow(row, fmt.Sprintf("template: row %d: %v", it.rec.Row, err)), nil
+		return Result{Row: failRow(row, fmt.Sprintf("template: row %d: %v", it.rec.Row, err))}, true
 	}
+	var (
+		bucket  string
+		hash    string
+		attempt func(context.Context, *sink.Row) (*pplx.Meta, error)
+	)
 	switch p.Job.Mode {
 	case ModeChat:
 		req := p.Job.Chat
@@ -48,26 +61,52 @@ func (p *Pipeline) process(ctx context.Context, it item, st *counters) (sink.Row
 			req.Messages = append(req.Messages, pplx.Message{Role: "system", Content: p.Job.System})
 		}
 		req.Messages = append(req.Messages, pplx.Message{Role: "user", Content: text})
-		return p.call(ctx, row, "chat:"+req.Model, st, func(ctx context.Context, row *sink.Row) (*pplx.Meta, error) {
+		bucket = limiter.ChatBucket(req.Model)
+		h := req
+		h.Stream = false // how the answer travels does not change it
+		hash = requestHash(pplx.ChatPath, &h)
+		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, error) {
 			resp, meta, err := p.Client.Chat(ctx, &req)
 			if err == nil {
 				fillChat(row, resp)
 				st.addUsage(resp.Usage)
 			}
 			return meta, err
-		})
+		}
 	default:
 		req := p.Job.Search
 		req.Query = pplx.Query{text}
-		return p.call(ctx, row, "search", st, func(ctx context.Context, row *sink.Row) (*pplx.Meta, error) {
+		bucket = limiter.SearchBucket
+		hash = requestHash(pplx.SearchPath, &req)
+		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, error) {
 			resp, meta, err := p.Client.Search(ctx, &req)
 			if err == nil {
 				fillSearch(row, resp)
 				st.searchCost()
 			}
 			return meta, err
-		})
+		}
 	}
+	if p.Resume != nil && p.Resume.Done(it.rec.Row, hash) {
+		st.skipped.Add(1)
+		return Result{}, false
+	}
+	row, ok := p.call(ctx, stopCtx, stop, row, bucket, st, attempt)
+	return Result{Row: row, RequestHash: hash}, ok
+}
+
+// requestHash identifies a rendered request: 16 hex digits of the SHA-256
+// of the endpoint and the request's JSON.
+func requestHash(endpoint string, req any) string {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return ""
+	}
+	h := sha256.New()
+	h.Write([]byte(endpoint))
+	h.Write([]byte{0})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 func (p *Pipeline) render(values map[string]any) (string, error) {
@@ -86,18 +125,20 @@ func (p *Pipeline) render(values map[string]any) (string, error) {
 }
 
 // call runs attempt until it succeeds, fails for good, or the retries are
-// spent. Each attempt first passes the rate limiter of bucket.
-func (p *Pipeline) call(ctx context.Context, row sink.Row, bucket string, st *counters,
-	attempt func(context.Context, *sink.Row) (*pplx.Meta, error)) (sink.Row, error) {
+// spent, and returns the finished row. ok is false when the row was not
+// finished because the job stopped or was cancelled. Each attempt first
+// passes the rate limiter of bucket.
+func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFunc, row sink.Row, bucket string,
+	st *counters, attempt func(context.Context, *sink.Row) (*pplx.Meta, error)) (sink.Row, bool) {
 	lim := p.Limiters.Get(bucket)
 	timeout := p.Job.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	for n := 0; ; n++ {
-		t, err := lim.Acquire(ctx)
+		t, err := lim.Acquire(stopCtx)
 		if err != nil {
-			return row, err
+			return row, false // stopped while waiting: not sent
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		meta, err := attempt(actx, &row)
@@ -113,7 +154,9 @@ func (p *Pipeline) call(ctx context.Context, row sink.Row, bucket string, st *co
 			row.HTTPStatus = meta.StatusCode
 			row.RequestID = meta.RequestID
 			row.LatencyMS = meta.Latency.Milliseconds()
-			st.latency(meta.Latency)
+			if meta.StatusCode != 0 {
+				st.latency(meta.Latency)
+			}
 		}
 		lim.Release(t, out)
 		if out.Status == http.StatusTooManyRequests {
@@ -121,21 +164,28 @@ func (p *Pipeline) call(ctx context.Context, row sink.Row, bucket string, st *co
 		}
 		if err == nil {
 			row.Status = sink.StatusOK
-			return row, nil
+			return row, true
 		}
 		if ctx.Err() != nil {
-			return row, context.Cause(ctx)
+			return row, false // cancelled in flight: a resumed run asks again
 		}
-		if !pplx.Retryable(err) || n >= p.Job.MaxRetries {
-			return failRow(row, oneLine(err)), nil
+		switch pplx.Classify(err) {
+		case pplx.ClassJob:
+			stop(&FatalError{Row: row.Row, Err: err})
+			return row, false
+		case pplx.ClassRow:
+			return failRow(row, oneLine(err)), true
+		}
+		if n >= p.Job.MaxRetries {
+			return failRow(row, oneLine(err)), true
 		}
 		// A 429 pauses the shared limiter for every worker; waiting on our
 		// own as well would only lose throughput.
 		if out.Status == http.StatusTooManyRequests {
 			continue
 		}
-		if err := p.sleep(ctx, pplx.RetryDelay(n, err, p.rand)); err != nil {
-			return row, err
+		if err := p.sleep(stopCtx, p.Backoff.Delay(n, err, p.rand)); err != nil {
+			return row, false
 		}
 	}
 }

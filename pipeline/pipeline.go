@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -106,6 +107,17 @@ type Pipeline struct {
 	Client Client
 	// Limiters paces the requests, one limiter per rate-limit bucket.
 	Limiters *limiter.Set
+	// Backoff spaces the retries of a row; the zero value is the default
+	// policy.
+	Backoff pplx.Backoff
+	// Resume, when not nil, tells which rows an earlier run already
+	// answered: Run skips them without a request.
+	Resume Resume
+	// Stop, when closed, makes Run stop starting rows: it stops reading,
+	// lets the requests in flight finish and writes their rows. Rows not
+	// finished are not written (a resumed run does them). Cancelling the
+	// context of Run instead also abandons the requests in flight.
+	Stop <-chan struct{}
 	// Log receives diagnostics; the zero value discards them.
 	Log zerolog.Logger
 	// Rand returns uniform numbers in [0, 1) for retry jitter; nil means
@@ -114,6 +126,21 @@ type Pipeline struct {
 	// Sleep waits for d or until ctx is done; nil means a real timer. Tests
 	// replace it to avoid waiting for retry backoff.
 	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Resume reports whether an earlier run already answered a row with the
+// same request. requestHash identifies the rendered request ([Result]).
+type Resume interface {
+	Done(row int64, requestHash string) bool
+}
+
+// Result is one finished row: the output row and the hash of the request
+// that answered it (empty when no request was made, e.g. for a malformed
+// input line). Its JSON form is the row's with one more key,
+// "request_hash".
+type Result struct {
+	sink.Row
+	RequestHash string `json:"request_hash,omitempty"`
 }
 
 // ErrorRow is the line written to the errors file for a row that failed.
@@ -127,20 +154,47 @@ type ErrorRow struct {
 	RequestID  string          `json:"request_id"`
 }
 
+// NewErrorRow returns the errors-file line of a failed row.
+func NewErrorRow(r sink.Row) ErrorRow {
+	return ErrorRow{ID: r.ID, Row: r.Row, Input: r.Input, Error: r.Error,
+		HTTPStatus: r.HTTPStatus, Attempts: r.Attempts, RequestID: r.RequestID}
+}
+
 // ErrOutput marks an error of Run that comes from writing an output: the
 // rows written so far may be incomplete on disk.
 var ErrOutput = errors.New("output failed")
+
+// ErrStopped is returned by Run when Stop was closed before every row was
+// finished.
+var ErrStopped = errors.New("pipeline: stopped before every row was finished")
+
+// FatalError is returned by Run when the API answered in a way that makes
+// every other request fail too (a bad key, no permission, no credit): Run
+// stopped starting rows at once. Err is the API's error.
+type FatalError struct {
+	Row int64
+	Err error
+}
+
+func (e *FatalError) Error() string {
+	return fmt.Sprintf("pipeline: aborted at row %d: %v", e.Row, e.Err)
+}
+
+func (e *FatalError) Unwrap() error { return e.Err }
 
 type item struct {
 	rec source.Record
 	err error // a row-level parse error
 }
 
-// Run reads every record of src, calls the API for it and writes one row to
-// out for each; rows that failed are also written to errs when it is not
-// nil. It returns when every stage has finished. The returned Stats are
-// complete even when the error is not nil.
-func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[sink.Row], errs Writer[ErrorRow]) (Stats, error) {
+// Run reads every record of src, calls the API for it and writes one
+// [Result] to out for each, in completion order. It returns when every
+// stage has finished; the Stats are complete even when the error is not
+// nil. The error is nil when every row read was finished, [ErrStopped]
+// after Stop, a [*FatalError] after a job-fatal API answer, the context's
+// error after a cancellation, or the first failure to read the input or
+// write out (wrapping [ErrOutput]).
+func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Stats, error) {
 	start := time.Now()
 	st := newCounters()
 	conc := p.Job.Concurrency
@@ -148,58 +202,67 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[sink.Row], er
 		conc = DefaultConcurrency
 	}
 
+	parent := ctx
 	g, ctx := errgroup.WithContext(ctx)
+	// stopCtx ends when the job stops starting rows: on Stop, on a fatal
+	// API answer, or when ctx ends.
+	stopCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if p.Stop != nil {
+		go func() {
+			select {
+			case <-p.Stop:
+				stop(ErrStopped)
+			case <-stopCtx.Done():
+			}
+		}()
+	}
 	items := make(chan item, conc)
-	results := make(chan sink.Row, conc)
+	results := make(chan Result, conc)
+	writerGone := make(chan struct{})
+	var eof atomic.Bool
 
 	// read
 	g.Go(func() error {
 		defer close(items)
-		for {
+		for stopCtx.Err() == nil {
 			rec, err := src.Read()
 			if errors.Is(err, io.EOF) {
+				eof.Store(true)
 				return nil
 			}
 			var pe *source.ParseError
 			if err != nil && !errors.As(err, &pe) {
 				return fmt.Errorf("pipeline: read input: %w", err)
 			}
+			st.read.Add(1)
 			select {
 			case items <- item{rec: rec, err: err}:
-			case <-ctx.Done():
-				return context.Cause(ctx)
+			case <-stopCtx.Done():
 			}
 		}
+		return nil
 	})
 
 	// call
 	g.Go(func() error {
 		defer close(results)
-		calls, cctx := errgroup.WithContext(ctx)
+		var calls errgroup.Group
 		calls.SetLimit(conc)
-	loop:
-		for {
-			var it item
-			var ok bool
-			select {
-			case it, ok = <-items:
-				if !ok {
-					break loop
-				}
-			case <-cctx.Done():
-				break loop
+		for it := range items {
+			if stopCtx.Err() != nil {
+				continue // drain, start nothing
 			}
 			calls.Go(func() error {
-				row, err := p.process(cctx, it, st)
-				if err != nil {
-					return err
+				res, ok := p.process(ctx, stopCtx, stop, it, st)
+				if !ok {
+					return nil
 				}
 				select {
-				case results <- row:
-					return nil
-				case <-cctx.Done():
-					return context.Cause(cctx)
+				case results <- res:
+				case <-writerGone:
 				}
+				return nil
 			})
 		}
 		return calls.Wait()
@@ -207,20 +270,16 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[sink.Row], er
 
 	// write
 	g.Go(func() error {
-		for row := range results {
-			if err := out.Write(row); err != nil {
-				return fmt.Errorf("pipeline: write row %d: %w: %w", row.Row, ErrOutput, err)
+		defer close(writerGone)
+		for res := range results {
+			if err := out.Write(res); err != nil {
+				return fmt.Errorf("pipeline: write row %d: %w: %w", res.Row.Row, ErrOutput, err)
 			}
 			st.rows.Add(1)
-			if row.Status == sink.StatusOK {
+			if res.Status == sink.StatusOK {
 				st.ok.Add(1)
 			} else {
 				st.failed.Add(1)
-				if errs != nil {
-					if err := errs.Write(errorRow(row)); err != nil {
-						return fmt.Errorf("pipeline: write errors file, row %d: %w: %w", row.Row, ErrOutput, err)
-					}
-				}
 			}
 			if len(results) == 0 {
 				// Idle for a moment: hand what is written to the OS so a
@@ -228,20 +287,28 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[sink.Row], er
 				if err := flush(out); err != nil {
 					return fmt.Errorf("pipeline: flush output: %w: %w", ErrOutput, err)
 				}
-				if errs != nil {
-					if err := flush(errs); err != nil {
-						return fmt.Errorf("pipeline: flush errors file: %w: %w", ErrOutput, err)
-					}
-				}
 			}
 		}
-		return nil
+		return flush(out)
 	})
 
 	err := g.Wait()
 	s := st.snapshot()
 	s.Wall = time.Since(start)
-	return s, err
+	if err != nil {
+		return s, err
+	}
+	cause := context.Cause(stopCtx)
+	if fe, ok := errors.AsType[*FatalError](cause); ok {
+		return s, fe
+	}
+	if eof.Load() && s.Rows+s.Skipped == s.Read {
+		return s, nil // every row read was finished
+	}
+	if parent.Err() != nil {
+		return s, context.Cause(parent)
+	}
+	return s, ErrStopped
 }
 
 // flush flushes w if it buffers.
@@ -250,16 +317,4 @@ func flush(w any) error {
 		return f.Flush()
 	}
 	return nil
-}
-
-func errorRow(r sink.Row) ErrorRow {
-	return ErrorRow{
-		ID:         r.ID,
-		Row:        r.Row,
-		Error:      r.Error,
-		HTTPStatus: r.HTTPStatus,
-		Attempts:   r.Attempts,
-		RequestID:  r.RequestID,
-		Input:      r.Input,
-	}
 }

@@ -46,7 +46,12 @@ func (r *rows[T]) all() []T {
 	return slices.Clone(r.rows)
 }
 
-func sortByRow(rs []sink.Row) []sink.Row {
+// sorted returns the rows written, in input order.
+func sorted(out *rows[pipeline.Result]) []sink.Row {
+	var rs []sink.Row
+	for _, r := range out.all() {
+		rs = append(rs, r.Row)
+	}
 	slices.SortFunc(rs, func(a, b sink.Row) int { return int(a.Row - b.Row) })
 	return rs
 }
@@ -112,17 +117,14 @@ func TestSearchEveryRowAnswersItsOwnQuery(t *testing.T) {
 		Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}} headquarters"),
 		IDColumn: "id", Search: pplx.SearchRequest{MaxResults: 3}, Concurrency: 8,
 	})
-	out, errs := &rows[sink.Row]{}, &rows[pipeline.ErrorRow]{}
-	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(50)), out, errs)
+	out := &rows[pipeline.Result]{}
+	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(50)), out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := sortByRow(out.all())
+	got := sorted(out)
 	if len(got) != 50 || st.Rows != 50 || st.OK != 50 || st.Failed != 0 {
 		t.Fatalf("got %d rows, stats %+v; want 50 ok", len(got), st)
-	}
-	if n := len(errs.all()); n != 0 {
-		t.Errorf("got %d error rows, want 0", n)
 	}
 	for i, r := range got {
 		q := fmt.Sprintf("Company %d headquarters", i+1)
@@ -167,12 +169,12 @@ func TestChatPlainAndStreamed(t *testing.T) {
 					in.WriteString("\n") // blank lines are skipped
 				}
 			}
-			out := &rows[sink.Row]{}
-			st, err := p.Run(t.Context(), jsonlSource(t, in.String()), out, nil)
+			out := &rows[pipeline.Result]{}
+			st, err := p.Run(t.Context(), jsonlSource(t, in.String()), out)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := sortByRow(out.all())
+			got := sorted(out)
 			if len(got) != 12 || st.OK != 12 {
 				t.Fatalf("got %d rows, %d ok; want 12", len(got), st.OK)
 			}
@@ -212,12 +214,12 @@ func TestRowErrorsDoNotFailTheJob(t *testing.T) {
 		`{"q":""}`,      // row 4: renders an empty query
 		`{"q":"omega"}`, // row 5
 	}, "\n")
-	out, errs := &rows[sink.Row]{}, &rows[pipeline.ErrorRow]{}
-	st, err := p.Run(t.Context(), jsonlSource(t, input), out, errs)
+	out := &rows[pipeline.Result]{}
+	st, err := p.Run(t.Context(), jsonlSource(t, input), out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := sortByRow(out.all())
+	got := sorted(out)
 	wantStatus := []string{"ok", "error", "error", "error", "ok"}
 	if len(got) != len(wantStatus) {
 		t.Fatalf("got %d rows, want %d", len(got), len(wantStatus))
@@ -236,13 +238,9 @@ func TestRowErrorsDoNotFailTheJob(t *testing.T) {
 	if st.OK != 2 || st.Failed != 3 || st.Requests != 2 {
 		t.Errorf("stats %+v; want 2 ok, 3 failed, 2 requests", st)
 	}
-	e := errs.all()
-	if len(e) != 3 {
-		t.Fatalf("got %d errors-file rows, want 3", len(e))
-	}
-	for _, r := range e {
-		if r.Error == "" || r.Row == 0 {
-			t.Errorf("errors-file row %+v lacks row or reason", r)
+	for _, r := range out.all() {
+		if r.Status == sink.StatusError && r.RequestHash != "" {
+			t.Errorf("row %d made no request but has request hash %q", r.Row.Row, r.RequestHash)
 		}
 	}
 }
@@ -253,13 +251,13 @@ func TestRetriesCureTransientFaults(t *testing.T) {
 		Mode: pipeline.ModeChat, Template: tmpl(t, "{{.company}}"), MaxRetries: 12,
 		Chat: pplx.ChatRequest{Stream: true}, Concurrency: 4,
 	})
-	out := &rows[sink.Row]{}
-	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(60)), out, nil)
+	out := &rows[pipeline.Result]{}
+	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(60)), out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.OK != 60 {
-		for _, r := range out.all() {
+		for _, r := range sorted(out) {
 			if r.Status != "ok" {
 				t.Logf("row %d: %s", r.Row, r.Error)
 			}
@@ -269,7 +267,7 @@ func TestRetriesCureTransientFaults(t *testing.T) {
 	if st.Retries == 0 || st.Requests != 60+st.Retries {
 		t.Errorf("got %d requests and %d retries; want retries > 0 and requests = 60 + retries", st.Requests, st.Retries)
 	}
-	for _, r := range out.all() {
+	for _, r := range sorted(out) {
 		want := sim.ChatContent("sonar", []pplx.Message{{Role: "user", Content: fmt.Sprintf("Company %d", r.Row)}})
 		if r.Content != want {
 			t.Errorf("row %d: content %q, want %q", r.Row, r.Content, want)
@@ -283,12 +281,12 @@ func TestRetriesCureTransientFaults(t *testing.T) {
 func TestRetriesExhausted(t *testing.T) {
 	ts, _ := newServer(t, sim.Config{Faults: sim.Faults{P500: 1}})
 	p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}"), MaxRetries: 2})
-	out := &rows[sink.Row]{}
-	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(3)), out, nil)
+	out := &rows[pipeline.Result]{}
+	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(3)), out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range out.all() {
+	for _, r := range sorted(out) {
 		if r.Status != sink.StatusError || r.Attempts != 3 || r.HTTPStatus != 500 || !strings.Contains(r.Error, "500") {
 			t.Errorf("row %d: status %q attempts %d http %d error %q; want error after 3 attempts with 500",
 				r.Row, r.Status, r.Attempts, r.HTTPStatus, r.Error)
@@ -306,8 +304,8 @@ func TestRateLimitedServer(t *testing.T) {
 	p := newPipeline(t, ts.URL, pipeline.Job{
 		Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}"), MaxRetries: 50, Concurrency: 8,
 	})
-	out := &rows[sink.Row]{}
-	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(40)), out, nil)
+	out := &rows[pipeline.Result]{}
+	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(40)), out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,22 +317,133 @@ func TestRateLimitedServer(t *testing.T) {
 	}
 }
 
-func TestWrongKeyFailsRowsWithoutLeakingIt(t *testing.T) {
-	ts, _ := newServer(t, sim.Config{Key: "the-right-key"})
-	p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}")})
-	out := &rows[sink.Row]{}
-	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(3)), out, nil)
+func TestWrongKeyAbortsTheJob(t *testing.T) {
+	ts, srv := newServer(t, sim.Config{Key: "the-right-key"})
+	p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}"), Concurrency: 4})
+	out := &rows[pipeline.Result]{}
+	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(500)), out)
+	fe, ok := errors.AsType[*pipeline.FatalError](err)
+	if !ok {
+		t.Fatalf("got %v, want a *FatalError", err)
+	}
+	ae, ok := errors.AsType[*pplx.APIError](fe)
+	if !ok || ae.StatusCode != 401 || ae.Type != "invalid_api_key" {
+		t.Errorf("fatal error %v does not carry the API's 401", fe)
+	}
+	if strings.Contains(err.Error(), testKey) {
+		t.Errorf("error %q contains the API key", err)
+	}
+	// Only the requests already started when the first 401 came back may
+	// be sent: at most the concurrency, not 500.
+	if n := srv.Stats().Requests; n > 4 || st.Requests > 4 {
+		t.Errorf("server saw %d requests (pipeline counted %d), want at most 4", n, st.Requests)
+	}
+	if st.Rows != 0 {
+		t.Errorf("got %d rows written, want 0: rows that met the bad key are not finished", st.Rows)
+	}
+}
+
+func TestRowFatalErrorsAreNotRetried(t *testing.T) {
+	ts, srv := newServer(t, sim.Config{})
+	// An unknown model is a 400: the row fails at once, the job goes on.
+	p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeChat, Template: tmpl(t, "{{.company}}"),
+		Chat: pplx.ChatRequest{Model: "no-such-model"}, MaxRetries: 5})
+	out := &rows[pipeline.Result]{}
+	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(5)), out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Failed != 3 {
-		t.Fatalf("got %d failed rows, want 3", st.Failed)
+	if st.Failed != 5 || st.Requests != 5 || srv.Stats().Requests != 5 {
+		t.Errorf("stats %+v, server %d requests; want 5 failed rows after one request each", st, srv.Stats().Requests)
 	}
-	for _, r := range out.all() {
-		if r.HTTPStatus != 401 || r.Attempts != 1 || strings.Contains(r.Error, testKey) {
+	for _, r := range sorted(out) {
+		if r.HTTPStatus != 400 || r.Attempts != 1 || !strings.Contains(r.Error, "400") {
 			t.Errorf("row %d: http %d attempts %d error %q", r.Row, r.HTTPStatus, r.Attempts, r.Error)
 		}
 	}
+}
+
+// resumeFrom is a Resume built from the results of an earlier run.
+type resumeFrom map[int64]string
+
+func (r resumeFrom) Done(row int64, hash string) bool { h, ok := r[row]; return ok && h == hash }
+
+func TestResumeSkipsAnsweredRows(t *testing.T) {
+	ts, srv := newServer(t, sim.Config{})
+	input := companiesCSV(20)
+	first := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}")})
+	out := &rows[pipeline.Result]{}
+	if _, err := first.Run(t.Context(), csvSource(t, input), out); err != nil {
+		t.Fatal(err)
+	}
+	done := resumeFrom{}
+	for _, r := range out.all() {
+		if r.RequestHash == "" {
+			t.Fatalf("row %d: no request hash", r.Row.Row)
+		}
+		if r.Row.Row%2 == 0 { // pretend the odd rows were never finished
+			done[r.Row.Row] = r.RequestHash
+		}
+	}
+	tests := []struct {
+		name        string
+		template    string
+		wantSkipped int64
+	}{
+		{"same job", "{{.company}}", 10},
+		{"template changed", "{{.company}} ceo", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := srv.Stats().Requests
+			p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, tc.template)})
+			p.Resume = done
+			out := &rows[pipeline.Result]{}
+			st, err := p.Run(t.Context(), csvSource(t, input), out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Skipped != tc.wantSkipped || st.Rows != 20-tc.wantSkipped || st.Read != 20 {
+				t.Errorf("stats %+v; want %d skipped, %d written", st, tc.wantSkipped, 20-tc.wantSkipped)
+			}
+			if got := srv.Stats().Requests - before; got != 20-tc.wantSkipped {
+				t.Errorf("server saw %d requests, want %d", got, 20-tc.wantSkipped)
+			}
+		})
+	}
+}
+
+func TestStopFinishesRequestsInFlight(t *testing.T) {
+	ts, srv := newServer(t, sim.Config{Latency: 5 * time.Millisecond})
+	stop := make(chan struct{})
+	p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}"), Concurrency: 8})
+	p.Stop = stop
+	out := &stopAfter{n: 10, stop: stop}
+	st, err := p.Run(t.Context(), csvSource(t, companiesCSV(1000)), out)
+	if !errors.Is(err, pipeline.ErrStopped) {
+		t.Fatalf("got %v, want ErrStopped", err)
+	}
+	// Every request the server answered reached the output: a graceful
+	// stop wastes nothing.
+	if answered := srv.Stats().Answered; int64(answered) != st.Rows || st.Rows < 10 || st.Rows >= 1000 {
+		t.Errorf("server answered %d, pipeline wrote %d rows; want equal, between 10 and 999", answered, st.Rows)
+	}
+	if st.Requests != st.Rows {
+		t.Errorf("got %d requests for %d rows", st.Requests, st.Rows)
+	}
+}
+
+type stopAfter struct {
+	n, seen int
+	stop    chan struct{}
+}
+
+func (s *stopAfter) Write(pipeline.Result) error {
+	s.seen++
+	if s.seen == s.n {
+		close(s.stop)
+	}
+	return nil
 }
 
 func TestCancelStopsEveryStage(t *testing.T) {
@@ -342,7 +451,7 @@ func TestCancelStopsEveryStage(t *testing.T) {
 	p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}"), Concurrency: 4})
 	ctx, cancel := context.WithCancel(t.Context())
 	out := &cancelAfter{n: 5, cancel: cancel}
-	st, err := p.Run(ctx, csvSource(t, companiesCSV(500)), out, nil)
+	st, err := p.Run(ctx, csvSource(t, companiesCSV(500)), out)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got error %v, want context.Canceled", err)
 	}
@@ -357,7 +466,7 @@ type cancelAfter struct {
 	cancel func()
 }
 
-func (c *cancelAfter) Write(sink.Row) error {
+func (c *cancelAfter) Write(pipeline.Result) error {
 	c.seen++
 	if c.seen == c.n {
 		c.cancel()
@@ -368,8 +477,8 @@ func (c *cancelAfter) Write(sink.Row) error {
 func TestOutputErrorStopsTheJob(t *testing.T) {
 	ts, _ := newServer(t, sim.Config{})
 	p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}")})
-	out := &rows[sink.Row]{fail: errors.New("disk full")}
-	_, err := p.Run(t.Context(), csvSource(t, companiesCSV(100)), out, nil)
+	out := &rows[pipeline.Result]{fail: errors.New("disk full")}
+	_, err := p.Run(t.Context(), csvSource(t, companiesCSV(100)), out)
 	if !errors.Is(err, pipeline.ErrOutput) || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("got %v, want ErrOutput wrapping the sink's error", err)
 	}

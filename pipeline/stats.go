@@ -16,8 +16,10 @@ const SearchRequestCostUSD = 0.005
 
 // Stats counts what a run did.
 type Stats struct {
-	// Rows is the number of rows written; OK and Failed split it.
-	Rows, OK, Failed int64
+	// Read counts the input rows read. Rows is the number of rows written;
+	// OK and Failed split it. Skipped counts the rows an earlier run had
+	// answered (see Pipeline.Resume).
+	Read, Rows, OK, Failed, Skipped int64
 	// Requests counts every HTTP attempt; RateLimited those answered 429;
 	// Retries the attempts beyond the first of each row.
 	Requests, RateLimited, Retries int64
@@ -37,7 +39,7 @@ type Stats struct {
 const maxLatencySamples = 1 << 16
 
 type counters struct {
-	rows, ok, failed                atomic.Int64
+	read, rows, ok, failed, skipped atomic.Int64
 	requests, rateLimited, retries  atomic.Int64
 	prompt, completion, totalTokens atomic.Int64
 
@@ -85,7 +87,7 @@ func (c *counters) latency(d time.Duration) {
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Rows: c.rows.Load(), OK: c.ok.Load(), Failed: c.failed.Load(),
+		Read: c.read.Load(), Rows: c.rows.Load(), OK: c.ok.Load(), Failed: c.failed.Load(), Skipped: c.skipped.Load(),
 		Requests: c.requests.Load(), RateLimited: c.rateLimited.Load(), Retries: c.retries.Load(),
 		PromptTokens: c.prompt.Load(), CompletionTokens: c.completion.Load(), TotalTokens: c.totalTokens.Load(),
 	}
