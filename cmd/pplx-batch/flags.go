@@ -25,6 +25,10 @@ type runFlags struct {
 	maxRetries  int
 	timeout     time.Duration
 
+	restart       bool
+	grace         time.Duration
+	maxRetryAfter time.Duration
+
 	baseURL    string
 	apiKeyFile string
 	errorsPath string
@@ -87,6 +91,9 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&f.rps, "rps", 0, "ceiling of our own in requests per second (0: learn the server's limit)")
 	fs.IntVar(&f.maxRetries, "max-retries", 5, "retries per row after the first attempt (429, 5xx, network errors)")
 	fs.DurationVar(&f.timeout, "timeout", 120*time.Second, "time limit of each attempt")
+	fs.DurationVar(&f.maxRetryAfter, "max-retry-after", 120*time.Second, "longest wait a server's Retry-After may ask for before a retry")
+	fs.BoolVar(&f.restart, "restart", false, "start over: forget the rows an earlier, unfinished run of this output answered")
+	fs.DurationVar(&f.grace, "grace", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
 	fs.StringVar(&f.baseURL, "base-url", "", "API base `URL` (default $PERPLEXITY_BASE_URL or https://api.perplexity.ai)")
 	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "read the API key from this `file` instead of the environment")
 	fs.StringVar(&f.errorsPath, "errors", "", "errors file `PATH`: one JSONL line per failed row (default: beside the output)")

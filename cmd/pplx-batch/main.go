@@ -41,11 +41,11 @@ const (
 var version = ""
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := Main(ctx, os.Args[1:], env{
-		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv,
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	code := Main(context.Background(), os.Args[1:], env{
+		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, signals: sigs,
 	})
-	stop()
 	os.Exit(code)
 }
 
@@ -55,6 +55,8 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// signals delivers SIGINT and SIGTERM; nil means none arrive.
+	signals <-chan os.Signal
 }
 
 const usage = `pplx-batch runs large batches of Perplexity API calls from CSV or JSONL files.

@@ -342,30 +342,34 @@ base_url: %s
 	}
 }
 
-func TestAPIKeyNeverAppears(t *testing.T) {
-	// The server expects another key: every row fails with 401, and the
-	// key we sent must appear in none of the outputs.
-	ts, _ := startSim(t, sim.Config{Key: "the-servers-key"})
+func TestWrongKeyAbortsWithoutLeakingIt(t *testing.T) {
+	// The server expects another key: the run stops after the requests
+	// already in flight, exits 3 with the API's message, and the key we
+	// sent appears in none of the outputs.
+	ts, srv := startSim(t, sim.Config{Key: "the-servers-key"})
 	dir := t.TempDir()
-	in := writeFile(t, "in.csv", companies(3))
+	in := writeFile(t, "in.csv", companies(300))
 	out := filepath.Join(dir, "out.jsonl")
 	summary := filepath.Join(dir, "summary.json")
-	r := runMain(t, "", keyEnv(), "run", "--input", in, "--output", out, "--query", "{{.company}}",
+	r := runMain(t, "", keyEnv(), "run", "--input", in, "--output", out, "--query", "{{.company}}", "--concurrency", "4",
 		"--base-url", ts.URL, "--summary", summary, "--log-level", "debug", "--log-format", "json")
-	if r.code != exitRowsFailed {
-		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	if r.code != exitAborted {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, exitAborted, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "Invalid API key provided") || !strings.Contains(r.stderr, "resume") {
+		t.Errorf("stderr lacks the API's message or the resume hint:\n%s", r.stderr)
+	}
+	if n := srv.Stats().Requests; n > 4 {
+		t.Errorf("the server saw %d requests, want at most the 4 in flight", n)
 	}
 	files := map[string]string{"stdout": r.stdout, "stderr": r.stderr}
-	for _, p := range []string{out, summary, filepath.Join(dir, "out.errors.jsonl")} {
+	for _, p := range []string{out, summary, out + ".journal"} {
 		files[p] = readFile(t, p)
 	}
 	for name, content := range files {
 		if strings.Contains(content, testKey) {
 			t.Errorf("%s contains the API key", name)
 		}
-	}
-	if !strings.Contains(files[out], "invalid_api_key") {
-		t.Errorf("output rows do not carry the API's error type:\n%s", files[out])
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/pplx-batch/pplx-batch/limiter"
 	"github.com/pplx-batch/pplx-batch/pipeline"
 	"github.com/pplx-batch/pplx-batch/pplx"
-	"github.com/pplx-batch/pplx-batch/sink"
 	"github.com/pplx-batch/pplx-batch/source"
 )
 
@@ -74,6 +73,35 @@ type job struct {
 	limiterConf limiter.Config
 }
 
+// handleSignals turns the first SIGINT or SIGTERM into a graceful stop
+// (no new requests; those in flight finish) and a second one, or the end of
+// the grace period, into a cancellation of the requests in flight. It
+// returns when ctx ends.
+func handleSignals(ctx context.Context, e env, grace time.Duration, stop chan<- struct{}, cancel func(), log zerolog.Logger) {
+	if e.signals == nil {
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case sig := <-e.signals:
+		log.Warn().Str("signal", sig.String()).Dur("grace", grace).
+			Msg("stopping: no new requests; waiting for the requests in flight (interrupt again to cancel them)")
+		close(stop)
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-e.signals:
+		log.Warn().Msg("cancelling the requests in flight")
+		cancel()
+	case <-t.C:
+		log.Warn().Msg("grace period over: cancelling the requests in flight")
+		cancel()
+	}
+}
+
 // prepare checks the flags and builds the job. Every problem it finds is a
 // usage error: nothing has been called yet.
 func prepare(f *runFlags, e env) (*job, error) {
@@ -123,6 +151,12 @@ func prepare(f *runFlags, e env) (*job, error) {
 	}
 	if f.timeout <= 0 {
 		bad("--timeout must be positive")
+	}
+	if f.grace < 0 || f.maxRetryAfter < 0 {
+		bad("--grace and --max-retry-after must not be negative")
+	}
+	if f.restart && f.output == "-" {
+		bad("--restart needs an output file: --output - is never resumed")
 	}
 	j.inFormat = strings.ToLower(f.inputFormat)
 	if j.inFormat != "" && j.inFormat != "csv" && j.inFormat != "jsonl" {
@@ -262,13 +296,6 @@ func defaultErrorsPath(output string) string {
 	return strings.TrimSuffix(output, ext) + ".errors.jsonl"
 }
 
-// rowSink is what run needs of an output file.
-type rowSink interface {
-	Write(sink.Row) error
-	Close() error
-	Abort() error
-}
-
 func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger) (int, error) {
 	j, err := prepare(f, e)
 	if err != nil {
@@ -282,71 +309,78 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger) (int, erro
 	if err := checkTemplate(j.pipe, src.Columns()); err != nil {
 		return exitUsage, err
 	}
-
-	var out rowSink
-	switch {
-	case f.output == "-":
-		out = sink.NewJSONL[sink.Row](e.stdout)
-	case j.outFormat == "parquet":
-		out, err = sink.CreateParquet(f.output, sink.ParquetOptions{})
-	default:
-		out, err = sink.CreateJSONL[sink.Row](f.output)
-	}
+	out, err := openOutputs(f, j, e, log)
 	if err != nil {
 		return exitUsage, err
 	}
-	errs := &lazyErrors{path: j.errorsPath}
+	defer out.release()
 
 	client := pplx.New(j.baseURL, j.apiKey, pplx.Options{MaxConns: max(f.concurrency, pipeline.DefaultConcurrency)})
 	lc := j.limiterConf
 	lc.Log = log
+	stop := make(chan struct{})
+	hard, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go handleSignals(hard, e, f.grace, stop, cancel, log)
 	p := &pipeline.Pipeline{
 		Job:      j.pipe,
 		Client:   client,
 		Limiters: limiter.NewSet(lc),
+		Backoff:  pplx.Backoff{MaxRetryAfter: f.maxRetryAfter},
+		Resume:   out.resume(),
+		Stop:     stop,
 		Log:      log,
 	}
 	log.Info().Str("input", f.input).Str("output", f.output).Str("mode", f.mode).
 		Str("base_url", j.baseURL).Msg("run started")
-	stats, runErr := p.Run(ctx, src, out, errs)
+	stats, runErr := p.Run(hard, src, out)
 
-	interrupted := runErr != nil && ctx.Err() != nil
-	if errors.Is(runErr, pipeline.ErrOutput) {
-		_ = out.Abort()
-		_ = errs.Abort()
-		return exitRowsFailed, runErr
+	var fatal *pipeline.FatalError
+	interrupted := errors.Is(runErr, pipeline.ErrStopped) || errors.Is(runErr, context.Canceled)
+	aborted := errors.As(runErr, &fatal)
+	complete := runErr == nil
+	if runErr != nil && !interrupted && !aborted {
+		log.Error().Err(runErr).Msg("run failed")
 	}
-	// Keep every finished row, also after an interruption or a read error.
-	if err := out.Close(); err != nil {
-		_ = errs.Abort()
-		return exitRowsFailed, fmt.Errorf("close output: %w", err)
-	}
-	if err := errs.Close(); err != nil {
-		return exitRowsFailed, fmt.Errorf("close errors file: %w", err)
-	}
-	if stats.Failed == 0 && runErr == nil && j.errorsPath != "" {
-		// No failure this time: an errors file left by an earlier run of
-		// the same job would only mislead.
-		_ = os.Remove(j.errorsPath)
+	// Write every finished row, whatever stopped the run.
+	final, err := out.finish(complete, stats.Read)
+	if err != nil {
+		return exitRowsFailed, err
 	}
 
 	code := exitOK
 	switch {
+	case aborted:
+		code = exitAborted
 	case interrupted:
 		code = exitInterrupted
-	case runErr != nil, stats.Failed > 0:
+	case runErr != nil, final.failed > 0:
 		code = exitRowsFailed
 	}
-	printSummary(e.stderr, stats, code, j.errorsPath)
+	printSummary(e.stderr, stats, final, code, out.errorsPath())
 	if f.summary != "" {
-		if err := writeSummary(f.summary, stats, code); err != nil {
+		if err := writeSummary(f.summary, stats, final, code); err != nil {
 			log.Error().Err(err).Msg("write summary")
 		}
 	}
-	if interrupted {
+	switch {
+	case aborted:
+		fmt.Fprintf(e.stderr, "pplx-batch: aborted: %v\n", fatal.Err)
+		if out.resumable() {
+			fmt.Fprintln(e.stderr, "pplx-batch: fix the cause and run the same command again to resume")
+		}
 		return code, nil
+	case interrupted:
+		if out.resumable() {
+			fmt.Fprintln(e.stderr, "pplx-batch: interrupted; run the same command again to resume")
+		} else {
+			fmt.Fprintln(e.stderr, "pplx-batch: interrupted")
+		}
+		return code, nil
+	case runErr != nil:
+		return code, runErr
 	}
-	return code, runErr
+	return code, nil
 }
 
 func openSource(path, format string, e env) (*source.Reader, error) {
@@ -388,57 +422,3 @@ func checkTemplate(j pipeline.Job, columns []string) error {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// lazyErrors creates the errors file on the first failed row, so a run
-// without failures leaves none.
-type lazyErrors struct {
-	path string
-	w    *sink.JSONL[pipeline.ErrorRow]
-}
-
-func (l *lazyErrors) Write(r pipeline.ErrorRow) error {
-	if l.path == "" {
-		return nil
-	}
-	if l.w == nil {
-		w, err := sink.CreateJSONL[pipeline.ErrorRow](l.path)
-		if err != nil {
-			return err
-		}
-		l.w = w
-	}
-	return l.w.Write(r)
-}
-
-func (l *lazyErrors) Flush() error {
-	if l.w == nil {
-		return nil
-	}
-	return l.w.Flush()
-}
-
-func (l *lazyErrors) Close() error {
-	if l.w == nil {
-		return nil
-	}
-	return l.w.Close()
-}
-
-func (l *lazyErrors) Abort() error {
-	if l.w == nil {
-		return nil
-	}
-	return l.w.Abort()
-}
-
-func printSummary(w interface{ Write([]byte) (int, error) }, s pipeline.Stats, code int, errorsPath string) {
-	msg := fmt.Sprintf("pplx-batch: %d rows: %d ok, %d failed; %d requests, %d rate-limited (429), %d retries; %s",
-		s.Rows, s.OK, s.Failed, s.Requests, s.RateLimited, s.Retries, s.Wall.Round(time.Millisecond))
-	if s.CostUSD > 0 {
-		msg += fmt.Sprintf("; $%.4f", s.CostUSD)
-	}
-	if s.Failed > 0 && errorsPath != "" {
-		msg += "; failed rows in " + errorsPath
-	}
-	fmt.Fprintf(w, "%s (exit %d)\n", msg, code)
-}

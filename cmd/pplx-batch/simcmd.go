@@ -83,18 +83,18 @@ func simCommand(ctx context.Context, args []string, e env) int {
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(sctx)
-		<-done
-		st := srv.Stats()
-		fmt.Fprintf(e.stderr, "pplx-batch sim: served %d requests\n", st.Requests)
-		return exitOK
 	case err := <-done:
 		fmt.Fprintf(e.stderr, "pplx-batch sim: %v\n", err)
 		return exitRowsFailed
+	case <-ctx.Done():
+	case <-e.signals:
 	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	<-done
+	fmt.Fprintf(e.stderr, "pplx-batch sim: served %d requests\n", srv.Stats().Requests)
+	return exitOK
 }
 
 // parseSchedule parses "30s=25,60s=100/200": at 30 s the rate becomes 25/s,

@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/pplx-batch/pplx-batch/pipeline"
 )
@@ -39,9 +41,9 @@ type summary struct {
 	ExitCode int     `json:"exit_code"`
 }
 
-func newSummary(s pipeline.Stats, code int) summary {
+func newSummary(s pipeline.Stats, c finalCounts, code int) summary {
 	var out summary
-	out.Rows.Total, out.Rows.OK, out.Rows.Failed = s.Rows, s.OK, s.Failed
+	out.Rows.Total, out.Rows.OK, out.Rows.Failed, out.Rows.Skipped = s.Read, c.ok, c.failed, s.Skipped
 	out.Requests.Total, out.Requests.RateLimited, out.Requests.Retries = s.Requests, s.RateLimited, s.Retries
 	out.LatencyMS.P50 = s.LatencyP50.Milliseconds()
 	out.LatencyMS.P95 = s.LatencyP95.Milliseconds()
@@ -62,8 +64,8 @@ func round(x float64, digits int) float64 {
 }
 
 // writeSummary writes the JSON summary to path atomically.
-func writeSummary(path string, s pipeline.Stats, code int) error {
-	b, err := json.MarshalIndent(newSummary(s, code), "", "  ")
+func writeSummary(path string, s pipeline.Stats, c finalCounts, code int) error {
+	b, err := json.MarshalIndent(newSummary(s, c, code), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -83,4 +85,24 @@ func writeSummary(path string, s pipeline.Stats, code int) error {
 		return fmt.Errorf("summary: %w", err)
 	}
 	return nil
+}
+
+// printSummary prints the one-line summary of a run.
+func printSummary(w io.Writer, s pipeline.Stats, c finalCounts, code int, errorsPath string) {
+	msg := fmt.Sprintf("pplx-batch: %d rows: %d ok, %d failed", s.Read, c.ok, c.failed)
+	if s.Skipped > 0 {
+		msg += fmt.Sprintf(" (%d answered by an earlier run)", s.Skipped)
+	}
+	if missing := s.Read - c.ok - c.failed; missing > 0 {
+		msg += fmt.Sprintf(", %d not finished", missing)
+	}
+	msg += fmt.Sprintf("; %d requests, %d rate-limited (429), %d retries; %s",
+		s.Requests, s.RateLimited, s.Retries, s.Wall.Round(time.Millisecond))
+	if s.CostUSD > 0 {
+		msg += fmt.Sprintf("; $%.4f", s.CostUSD)
+	}
+	if c.failed > 0 && errorsPath != "" {
+		msg += "; failed rows in " + errorsPath
+	}
+	fmt.Fprintf(w, "%s (exit %d)\n", msg, code)
 }

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pplx-batch/pplx-batch/pipeline"
+	"github.com/pplx-batch/pplx-batch/sink"
+)
+
+// finalCounts describes the rows of the output as written at the end of a
+// run, counting the rows an earlier run answered too.
+type finalCounts struct {
+	ok, failed int64
+}
+
+// outputs receives the pipeline's rows and, at the end, leaves the output
+// file and the errors file in place.
+//
+// For a file output the rows go to a journal beside it (out.parquet →
+// out.parquet.journal); finish writes the output and the errors file from
+// the journal, atomically, whatever stopped the run. A run that ends with
+// every row ok removes the journal; otherwise it stays, and the same
+// command resumes from it. For stdout ("-") rows stream straight out and
+// nothing is resumable.
+type outputs struct {
+	log        zerolog.Logger
+	format     string // jsonl or parquet
+	path       string
+	errPath    string
+	journal    *pipeline.Journal
+	lock       *fileLock
+	stdout     *sink.JSONL[sink.Row]
+	errs       *lazyErrors
+	counts     finalCounts
+	streamOnly bool
+}
+
+func openOutputs(f *runFlags, j *job, e env, log zerolog.Logger) (*outputs, error) {
+	o := &outputs{log: log, format: j.outFormat, path: f.output, errPath: j.errorsPath}
+	if f.output == "-" {
+		o.streamOnly = true
+		o.stdout = sink.NewJSONL[sink.Row](e.stdout)
+		o.errs = &lazyErrors{path: j.errorsPath}
+		return o, nil
+	}
+	if fi, err := os.Stat(filepath.Dir(f.output)); err != nil || !fi.IsDir() {
+		return nil, usagef("--output %s: folder %s does not exist", f.output, filepath.Dir(f.output))
+	}
+	lock, err := lockFile(f.output + ".lock")
+	if err != nil {
+		return nil, usageError{err}
+	}
+	o.lock = lock
+	jpath := f.output + ".journal"
+	if f.restart {
+		if err := os.Remove(jpath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			o.release()
+			return nil, usageError{fmt.Errorf("--restart: %w", err)}
+		}
+	}
+	jr, err := pipeline.OpenJournal(jpath)
+	if err != nil {
+		o.release()
+		return nil, usageError{err}
+	}
+	o.journal = jr
+	if n := jr.Len(); n > 0 {
+		ok, failed := jr.Counts(0)
+		log.Info().Str("journal", jpath).Int64("ok", ok).Int64("failed", failed).
+			Msg("resuming: rows already answered are skipped, failed rows are tried again (--restart to start over)")
+	}
+	return o, nil
+}
+
+// Write implements pipeline.Writer.
+func (o *outputs) Write(r pipeline.Result) error {
+	if o.streamOnly {
+		if err := o.stdout.Write(r.Row); err != nil {
+			return err
+		}
+		if r.Status != sink.StatusOK {
+			o.counts.failed++
+			return o.errs.Write(pipeline.NewErrorRow(r.Row))
+		}
+		o.counts.ok++
+		return nil
+	}
+	return o.journal.Write(r)
+}
+
+// Flush hands what is written to the operating system.
+func (o *outputs) Flush() error {
+	if o.streamOnly {
+		if err := o.stdout.Flush(); err != nil {
+			return err
+		}
+		return o.errs.Flush()
+	}
+	return nil // the journal flushes every row
+}
+
+// resume returns what the pipeline should skip, or nil.
+func (o *outputs) resume() pipeline.Resume {
+	if o.journal == nil {
+		return nil
+	}
+	return o.journal
+}
+
+func (o *outputs) resumable() bool { return o.journal != nil }
+
+func (o *outputs) errorsPath() string { return o.errPath }
+
+// finish writes the output and the errors file. complete says the run
+// finished every row of the input, which had read rows; rows of an earlier
+// run beyond the end of the input are then left out.
+func (o *outputs) finish(complete bool, read int64) (finalCounts, error) {
+	if o.streamOnly {
+		if err := o.stdout.Close(); err != nil {
+			_ = o.errs.Abort()
+			return o.counts, fmt.Errorf("write output: %w", err)
+		}
+		if err := o.errs.Close(); err != nil {
+			return o.counts, fmt.Errorf("write errors file: %w", err)
+		}
+		return o.counts, nil
+	}
+	if err := o.journal.Close(); err != nil {
+		return o.counts, err
+	}
+	maxRow := int64(0)
+	if complete {
+		maxRow = read
+	}
+	start := time.Now()
+	counts, err := o.writeFromJournal(maxRow)
+	if err != nil {
+		return counts, err
+	}
+	o.counts = counts
+	o.log.Debug().Str("output", o.path).Dur("took", time.Since(start)).Msg("output written from the journal")
+	if complete && counts.failed == 0 {
+		if err := os.Remove(o.journal.Path()); err != nil {
+			o.log.Warn().Err(err).Msg("remove journal")
+		}
+	}
+	return counts, nil
+}
+
+// rowSink is what writeFromJournal needs of an output file.
+type rowSink interface {
+	Write(sink.Row) error
+	Close() error
+	Abort() error
+}
+
+func (o *outputs) writeFromJournal(maxRow int64) (finalCounts, error) {
+	var c finalCounts
+	var out rowSink
+	var err error
+	if o.format == "parquet" {
+		out, err = sink.CreateParquet(o.path, sink.ParquetOptions{})
+	} else {
+		out, err = sink.CreateJSONL[sink.Row](o.path)
+	}
+	if err != nil {
+		return c, err
+	}
+	errs := &lazyErrors{path: o.errPath}
+	err = o.journal.Replay(maxRow, func(r pipeline.Result) error {
+		if err := out.Write(r.Row); err != nil {
+			return err
+		}
+		if r.Status == sink.StatusOK {
+			c.ok++
+			return nil
+		}
+		c.failed++
+		return errs.Write(pipeline.NewErrorRow(r.Row))
+	})
+	if err == nil {
+		err = out.Close()
+	}
+	if err != nil {
+		_ = out.Abort()
+		_ = errs.Abort()
+		return c, fmt.Errorf("write output %s: %w", o.path, err)
+	}
+	if err := errs.Close(); err != nil {
+		return c, fmt.Errorf("write errors file: %w", err)
+	}
+	if c.failed == 0 && o.errPath != "" {
+		// No failed row: an errors file left by an earlier run would only
+		// mislead.
+		_ = os.Remove(o.errPath)
+	}
+	return c, nil
+}
+
+// release unlocks the output.
+func (o *outputs) release() {
+	if o.lock != nil {
+		o.lock.unlock()
+		o.lock = nil
+	}
+}
+
+// lazyErrors creates the errors file on the first failed row, so a run
+// without failures leaves none.
+type lazyErrors struct {
+	path string
+	w    *sink.JSONL[pipeline.ErrorRow]
+}
+
+func (l *lazyErrors) Write(r pipeline.ErrorRow) error {
+	if l.path == "" {
+		return nil
+	}
+	if l.w == nil {
+		w, err := sink.CreateJSONL[pipeline.ErrorRow](l.path)
+		if err != nil {
+			return err
+		}
+		l.w = w
+	}
+	return l.w.Write(r)
+}
+
+func (l *lazyErrors) Flush() error {
+	if l.w == nil {
+		return nil
+	}
+	return l.w.Flush()
+}
+
+func (l *lazyErrors) Close() error {
+	if l.w == nil {
+		return nil
+	}
+	return l.w.Close()
+}
+
+func (l *lazyErrors) Abort() error {
+	if l.w == nil {
+		return nil
+	}
+	return l.w.Abort()
+}
