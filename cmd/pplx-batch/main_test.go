@@ -478,3 +478,35 @@ func TestInterruptedRunKeepsFinishedRows(t *testing.T) {
 		t.Errorf("interrupted run left no valid output: %v", err)
 	}
 }
+
+// readParquetMaps reads every row of a Parquet file as a map.
+func readParquetMaps(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	rd := parquet.NewReader(pf)
+	defer rd.Close()
+	var rows []map[string]any
+	for {
+		m := map[string]any{}
+		err := rd.Read(&m)
+		if errors.Is(err, io.EOF) {
+			return rows
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, m)
+	}
+}

@@ -57,6 +57,11 @@ func openOutputs(f *runFlags, j *job, e env, log zerolog.Logger) (*outputs, erro
 		return nil, usageError{err}
 	}
 	o.lock = lock
+	// Holding the lock, no other run writes here: temporary files are
+	// leftovers of a run that was killed while writing its output.
+	for _, p := range append(tempFiles(f.output), tempFiles(j.errorsPath)...) {
+		_ = os.Remove(p)
+	}
 	jpath := f.output + ".journal"
 	if f.restart {
 		if err := os.Remove(jpath); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -151,6 +156,16 @@ func (o *outputs) finish(complete bool, read int64) (finalCounts, error) {
 		}
 	}
 	return counts, nil
+}
+
+// tempFiles lists the temporary files sink leaves for name when a process
+// dies while writing it.
+func tempFiles(name string) []string {
+	if name == "" {
+		return nil
+	}
+	files, _ := sink.TempFiles(name)
+	return files
 }
 
 // rowSink is what writeFromJournal needs of an output file.
