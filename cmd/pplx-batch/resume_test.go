@@ -285,3 +285,42 @@ func duckdbCount(t *testing.T, path string) int {
 	n, _ := out.Queries[0][0].N.Int64()
 	return int(n)
 }
+
+func TestSecondSignalOrGraceCancelsRequestsInFlight(t *testing.T) {
+	tests := []struct {
+		name    string
+		signals int
+		grace   string
+	}{
+		{"second signal", 2, "1h"},
+		{"grace period over", 1, "20ms"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Answers take an hour: only a cancellation ends the run.
+			ts, srv := startSim(t, sim.Config{Latency: time.Hour})
+			out := filepath.Join(t.TempDir(), "out.jsonl")
+			in := writeFile(t, "in.csv", companies(50))
+			sigs := make(chan os.Signal, 2)
+			go func() {
+				for srv.Stats().InFlight < 4 {
+					time.Sleep(time.Millisecond)
+				}
+				for range tc.signals {
+					sigs <- syscall.SIGINT
+				}
+			}()
+			r := runWithSignals(t, sigs, "run", "--input", in, "--output", out, "--query", "{{.company}}",
+				"--concurrency", "4", "--grace", tc.grace, "--base-url", ts.URL)
+			if r.code != exitInterrupted {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, exitInterrupted, r.stderr)
+			}
+			if rows := readJSONL[sink.Row](t, readFile(t, out)); len(rows) != 0 {
+				t.Errorf("got %d rows, want none: no request was answered", len(rows))
+			}
+			if !strings.Contains(r.stderr, "50 rows: 0 ok, 0 failed") && !strings.Contains(r.stderr, "0 ok, 0 failed") {
+				t.Errorf("summary:\n%s", r.stderr)
+			}
+		})
+	}
+}
