@@ -16,7 +16,71 @@ import (
 	"github.com/pplx-batch/pplx-batch/limiter"
 	"github.com/pplx-batch/pplx-batch/pplx"
 	"github.com/pplx-batch/pplx-batch/sink"
+	"github.com/pplx-batch/pplx-batch/source"
 )
+
+// Request is the API request of one input row.
+type Request struct {
+	// ID identifies the row: the Job's IDColumn value, or the row number.
+	ID string
+	// Endpoint is pplx.SearchPath or pplx.ChatPath.
+	Endpoint string
+	// Bucket names the rate-limit bucket (limiter.SearchBucket, or
+	// limiter.ChatBucket of the model).
+	Bucket string
+	// Hash identifies the request: rows whose requests hash the same get
+	// the same answer. Streaming does not count.
+	Hash string
+	// Search or Chat is the body, by the Job's Mode.
+	Search *pplx.SearchRequest
+	Chat   *pplx.ChatRequest
+}
+
+// Body returns the request body (Search or Chat).
+func (r *Request) Body() any {
+	if r.Chat != nil {
+		return r.Chat
+	}
+	return r.Search
+}
+
+// Request renders the API request of rec. The error, a problem of this
+// row alone (a missing id column, a template that fails for it), says
+// which.
+func (j *Job) Request(rec source.Record) (*Request, error) {
+	r := &Request{ID: strconv.FormatInt(rec.Row, 10)}
+	if j.IDColumn != "" {
+		v, ok := rec.Values[j.IDColumn]
+		if !ok || v == nil {
+			return r, fmt.Errorf("row %d has no id column %q", rec.Row, j.IDColumn)
+		}
+		r.ID = fmt.Sprint(v)
+	}
+	text, err := j.render(rec.Values)
+	if err != nil {
+		return r, fmt.Errorf("template: row %d: %w", rec.Row, err)
+	}
+	switch j.Mode {
+	case ModeChat:
+		req := j.Chat
+		if req.Model == "" {
+			req.Model = "sonar"
+		}
+		req.Messages = nil
+		if j.System != "" {
+			req.Messages = append(req.Messages, pplx.Message{Role: "system", Content: j.System})
+		}
+		req.Messages = append(req.Messages, pplx.Message{Role: "user", Content: text})
+		h := req
+		h.Stream = false // how the answer travels does not change it
+		r.Endpoint, r.Bucket, r.Hash, r.Chat = pplx.ChatPath, limiter.ChatBucket(req.Model), requestHash(pplx.ChatPath, &h), &req
+	default:
+		req := j.Search
+		req.Query = pplx.Query{text}
+		r.Endpoint, r.Bucket, r.Hash, r.Search = pplx.SearchPath, limiter.SearchBucket, requestHash(pplx.SearchPath, &req), &req
+	}
+	return r, nil
+}
 
 // process turns one input item into one Result. ok is false when the row
 // was not finished (the job stopped first) or an earlier run already
@@ -34,52 +98,24 @@ func (p *Pipeline) process(ctx, stopCtx context.Context, stop context.CancelCaus
 	if it.err != nil {
 		return Result{Row: failRow(row, it.err.Error())}, true
 	}
-	if p.Job.IDColumn != "" {
-		v, ok := it.rec.Values[p.Job.IDColumn]
-		if !ok || v == nil {
-			return Result{Row: failRow(row, fmt.Sprintf("row %d has no id column %q", it.rec.Row, p.Job.IDColumn))}, true
-		}
-		row.ID = fmt.Sprint(v)
-	}
-	text, err := p.render(it.rec.Values)
+	req, err := p.Job.Request(it.rec)
+	row.ID = req.ID
 	if err != nil {
-		return Result{Row: failRow(row, fmt.Sprintf("template: row %d: %v", it.rec.Row, err))}, true
+		return Result{Row: failRow(row, err.Error())}, true
 	}
-	var (
-		bucket  string
-		hash    string
-		attempt func(context.Context, *sink.Row) (*pplx.Meta, error)
-	)
-	switch p.Job.Mode {
-	case ModeChat:
-		req := p.Job.Chat
-		if req.Model == "" {
-			req.Model = "sonar"
-		}
-		req.Messages = nil
-		if p.Job.System != "" {
-			req.Messages = append(req.Messages, pplx.Message{Role: "system", Content: p.Job.System})
-		}
-		req.Messages = append(req.Messages, pplx.Message{Role: "user", Content: text})
-		bucket = limiter.ChatBucket(req.Model)
-		h := req
-		h.Stream = false // how the answer travels does not change it
-		hash = requestHash(pplx.ChatPath, &h)
+	var attempt func(context.Context, *sink.Row) (*pplx.Meta, error)
+	if req.Chat != nil {
 		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, error) {
-			resp, meta, err := p.Client.Chat(ctx, &req)
+			resp, meta, err := p.Client.Chat(ctx, req.Chat)
 			if err == nil {
 				fillChat(row, resp)
 				st.addUsage(resp.Usage)
 			}
 			return meta, err
 		}
-	default:
-		req := p.Job.Search
-		req.Query = pplx.Query{text}
-		bucket = limiter.SearchBucket
-		hash = requestHash(pplx.SearchPath, &req)
+	} else {
 		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, error) {
-			resp, meta, err := p.Client.Search(ctx, &req)
+			resp, meta, err := p.Client.Search(ctx, req.Search)
 			if err == nil {
 				fillSearch(row, resp)
 				st.searchCost()
@@ -87,12 +123,12 @@ func (p *Pipeline) process(ctx, stopCtx context.Context, stop context.CancelCaus
 			return meta, err
 		}
 	}
-	if p.Resume != nil && p.Resume.Done(it.rec.Row, hash) {
+	if p.Resume != nil && p.Resume.Done(it.rec.Row, req.Hash) {
 		st.skipped.Add(1)
 		return Result{}, false
 	}
-	row, ok := p.call(ctx, stopCtx, stop, row, bucket, st, attempt)
-	return Result{Row: row, RequestHash: hash}, ok
+	row, ok := p.call(ctx, stopCtx, stop, row, req.Bucket, st, attempt)
+	return Result{Row: row, RequestHash: req.Hash}, ok
 }
 
 // requestHash identifies a rendered request: 16 hex digits of the SHA-256
@@ -109,12 +145,12 @@ func requestHash(endpoint string, req any) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-func (p *Pipeline) render(values map[string]any) (string, error) {
-	if p.Job.Template == nil {
+func (j *Job) render(values map[string]any) (string, error) {
+	if j.Template == nil {
 		return "", errors.New("no template")
 	}
 	var b strings.Builder
-	if err := p.Job.Template.Execute(&b, values); err != nil {
+	if err := j.Template.Execute(&b, values); err != nil {
 		return "", err
 	}
 	s := strings.TrimSpace(b.String())
