@@ -103,31 +103,37 @@ func (p *Pipeline) process(ctx, stopCtx context.Context, stop context.CancelCaus
 	if err != nil {
 		return Result{Row: failRow(row, err.Error())}, true
 	}
-	var attempt func(context.Context, *sink.Row) (*pplx.Meta, error)
+	est := p.estimate(req.Body())
+	// attempt sends the request once and returns what it cost.
+	var attempt func(context.Context, *sink.Row) (*pplx.Meta, float64, error)
 	if req.Chat != nil {
-		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, error) {
+		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, float64, error) {
 			resp, meta, err := p.Client.Chat(ctx, req.Chat)
-			if err == nil {
-				fillChat(row, resp)
-				st.addUsage(resp.Usage)
+			if err != nil {
+				return meta, 0, err
 			}
-			return meta, err
+			fillChat(row, resp)
+			st.addTokens(resp.Usage)
+			if u := resp.Usage; u != nil && u.Cost != nil {
+				return meta, u.Cost.TotalCost, nil
+			}
+			return meta, est, nil
 		}
 	} else {
-		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, error) {
+		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, float64, error) {
 			resp, meta, err := p.Client.Search(ctx, req.Search)
-			if err == nil {
-				fillSearch(row, resp)
-				st.searchCost()
+			if err != nil {
+				return meta, 0, err // failed searches are not billed
 			}
-			return meta, err
+			fillSearch(row, resp)
+			return meta, est, nil
 		}
 	}
 	if p.Resume != nil && p.Resume.Done(it.rec.Row, req.Hash) {
 		st.skipped.Add(1)
 		return Result{}, false
 	}
-	row, ok := p.call(ctx, stopCtx, stop, row, req.Bucket, st, attempt)
+	row, ok := p.call(ctx, stopCtx, stop, row, req.Bucket, est, st, attempt)
 	return Result{Row: row, RequestHash: req.Hash}, ok
 }
 
@@ -165,19 +171,27 @@ func (j *Job) render(values map[string]any) (string, error) {
 // finished because the job stopped or was cancelled. Each attempt first
 // passes the rate limiter of bucket.
 func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFunc, row sink.Row, bucket string,
-	st *counters, attempt func(context.Context, *sink.Row) (*pplx.Meta, error)) (sink.Row, bool) {
+	est float64, st *counters, attempt func(context.Context, *sink.Row) (*pplx.Meta, float64, error)) (sink.Row, bool) {
 	lim := p.Limiters.Get(bucket)
 	timeout := p.Job.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	for n := 0; ; n++ {
+		if err := st.reserve(est, p.Job.MaxCostUSD); err != nil {
+			stop(&FatalError{Row: row.Row, Err: err})
+			return row, false
+		}
 		t, err := lim.Acquire(stopCtx)
 		if err != nil {
+			st.settle(est, 0)
 			return row, false // stopped while waiting: not sent
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
-		meta, err := attempt(actx, &row)
+		st.inFlight.Add(1)
+		meta, spent, err := attempt(actx, &row)
+		st.inFlight.Add(-1)
+		st.settle(est, spent)
 		cancel()
 		row.Attempts = n + 1
 		st.requests.Add(1)
@@ -224,6 +238,17 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 			return row, false
 		}
 	}
+}
+
+// estimate returns the estimated cost of a request body.
+func (p *Pipeline) estimate(body any) float64 {
+	if p.Estimate != nil {
+		return p.Estimate(body)
+	}
+	if _, ok := body.(*pplx.SearchRequest); ok {
+		return SearchRequestCostUSD
+	}
+	return 0
 }
 
 func (p *Pipeline) rand() float64 {

@@ -97,7 +97,24 @@ type Job struct {
 	MaxRetries int
 	// Timeout bounds each attempt; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// MaxCostUSD, when positive, is the budget of the run: a request whose
+	// estimated cost, added to what was spent and what the requests in
+	// flight are estimated to cost, would pass it is not sent, and the job
+	// stops with a *FatalError wrapping a *BudgetError.
+	MaxCostUSD float64
+	// MaxFailures, when positive, stops the job (a *FatalError wrapping a
+	// *FailuresError) once more rows than this have failed.
+	MaxFailures int64
+	// MaxFailureRate, when positive, stops the job once at least
+	// MinRowsForRate rows are finished and the share of failed rows among
+	// them is above it (0.02 for 2%).
+	MaxFailureRate float64
 }
+
+// MinRowsForRate is how many rows must be finished before Job's
+// MaxFailureRate is checked, so a single early failure does not stop a
+// job.
+const MinRowsForRate = 20
 
 // Pipeline runs a [Job]. Its fields are set before Run and not changed
 // while it runs.
@@ -118,6 +135,12 @@ type Pipeline struct {
 	// finished are not written (a resumed run does them). Cancelling the
 	// context of Run instead also abandons the requests in flight.
 	Stop <-chan struct{}
+	// Estimate returns the estimated cost in USD of a request body
+	// (*pplx.SearchRequest or *pplx.ChatRequest) before it is sent; it
+	// prices search requests, whose answers report no cost, and chat
+	// answers that report none. nil prices search requests at
+	// SearchRequestCostUSD and chat requests at 0.
+	Estimate func(body any) float64
 	// Log receives diagnostics; the zero value discards them.
 	Log zerolog.Logger
 	// Rand returns uniform numbers in [0, 1) for retry jitter; nil means
@@ -126,6 +149,8 @@ type Pipeline struct {
 	// Sleep waits for d or until ctx is done; nil means a real timer. Tests
 	// replace it to avoid waiting for retry backoff.
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	live atomic.Pointer[counters]
 }
 
 // Resume reports whether an earlier run already answered a row with the
@@ -168,9 +193,11 @@ var ErrOutput = errors.New("output failed")
 // finished.
 var ErrStopped = errors.New("pipeline: stopped before every row was finished")
 
-// FatalError is returned by Run when the API answered in a way that makes
-// every other request fail too (a bad key, no permission, no credit): Run
-// stopped starting rows at once. Err is the API's error.
+// FatalError is returned by Run when the job had to stop starting rows:
+// the API answered in a way that makes every other request fail too (a bad
+// key, no permission, no credit; Err is the API's error), the budget was
+// reached (Err is a *BudgetError) or too many rows failed (Err is a
+// *FailuresError).
 type FatalError struct {
 	Row int64
 	Err error
@@ -181,6 +208,28 @@ func (e *FatalError) Error() string {
 }
 
 func (e *FatalError) Unwrap() error { return e.Err }
+
+// BudgetError says the next request would have passed Job.MaxCostUSD.
+type BudgetError struct {
+	Budget, Spent, InFlight, Next float64
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("budget reached: $%.4f spent and $%.4f in flight; the next request (about $%.4f) would pass the budget of $%.4f",
+		e.Spent, e.InFlight, e.Next, e.Budget)
+}
+
+// FailuresError says more rows failed than Job.MaxFailures or
+// MaxFailureRate allow.
+type FailuresError struct {
+	Failed, Finished int64
+	Limit            string
+}
+
+func (e *FailuresError) Error() string {
+	return fmt.Sprintf("too many failed rows: %d of %d finished rows failed (limit %s); the last failure is in the errors file",
+		e.Failed, e.Finished, e.Limit)
+}
 
 type item struct {
 	rec source.Record
@@ -197,6 +246,7 @@ type item struct {
 func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Stats, error) {
 	start := time.Now()
 	st := newCounters()
+	p.live.Store(st)
 	conc := p.Job.Concurrency
 	if conc <= 0 {
 		conc = DefaultConcurrency
@@ -278,8 +328,10 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Sta
 			st.rows.Add(1)
 			if res.Status == sink.StatusOK {
 				st.ok.Add(1)
-			} else {
-				st.failed.Add(1)
+			} else if failed := st.failed.Add(1); stopCtx.Err() == nil {
+				if err := p.tooManyFailures(failed, st.rows.Load()); err != nil {
+					stop(&FatalError{Row: res.Row.Row, Err: err})
+				}
 			}
 			if len(results) == 0 {
 				// Idle for a moment: hand what is written to the OS so a
@@ -309,6 +361,27 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Sta
 		return s, context.Cause(parent)
 	}
 	return s, ErrStopped
+}
+
+// Snapshot returns the counters of the run in progress (or of the last
+// run), for progress reports. It is safe to call while Run runs.
+func (p *Pipeline) Snapshot() Stats {
+	c := p.live.Load()
+	if c == nil {
+		return Stats{}
+	}
+	return c.snapshot()
+}
+
+func (p *Pipeline) tooManyFailures(failed, finished int64) error {
+	j := p.Job
+	if j.MaxFailures > 0 && failed > j.MaxFailures {
+		return &FailuresError{Failed: failed, Finished: finished, Limit: fmt.Sprint(j.MaxFailures)}
+	}
+	if j.MaxFailureRate > 0 && finished >= MinRowsForRate && float64(failed) > j.MaxFailureRate*float64(finished) {
+		return &FailuresError{Failed: failed, Finished: finished, Limit: fmt.Sprintf("%g%%", j.MaxFailureRate*100)}
+	}
+	return nil
 }
 
 // flush flushes w if it buffers.

@@ -21,8 +21,9 @@ type Stats struct {
 	// answered (see Pipeline.Resume).
 	Read, Rows, OK, Failed, Skipped int64
 	// Requests counts every HTTP attempt; RateLimited those answered 429;
-	// Retries the attempts beyond the first of each row.
-	Requests, RateLimited, Retries int64
+	// Retries the attempts beyond the first of each row. InFlight is the
+	// number of requests sent and not yet answered at the moment.
+	Requests, RateLimited, Retries, InFlight int64
 	// Token counts and cost as reported by the API (search requests are
 	// priced at SearchRequestCostUSD).
 	PromptTokens, CompletionTokens, TotalTokens int64
@@ -41,33 +42,45 @@ const maxLatencySamples = 1 << 16
 type counters struct {
 	read, rows, ok, failed, skipped atomic.Int64
 	requests, rateLimited, retries  atomic.Int64
+	inFlight                        atomic.Int64
 	prompt, completion, totalTokens atomic.Int64
 
-	mu      sync.Mutex
-	cost    float64
-	samples []time.Duration
-	seen    int64
+	mu       sync.Mutex
+	cost     float64 // spent, as reported or estimated
+	reserved float64 // estimated cost of the requests in flight
+	samples  []time.Duration
+	seen     int64
 }
 
 func newCounters() *counters { return &counters{} }
 
-func (c *counters) addUsage(u *pplx.Usage) {
+func (c *counters) addTokens(u *pplx.Usage) {
 	if u == nil {
 		return
 	}
 	c.prompt.Add(u.PromptTokens)
 	c.completion.Add(u.CompletionTokens)
 	c.totalTokens.Add(u.TotalTokens)
-	if u.Cost != nil {
-		c.mu.Lock()
-		c.cost += u.Cost.TotalCost
-		c.mu.Unlock()
-	}
 }
 
-func (c *counters) searchCost() {
+// reserve books est for a request about to be sent, unless that would pass
+// budget (when positive); it returns a *BudgetError then.
+func (c *counters) reserve(est, budget float64) error {
 	c.mu.Lock()
-	c.cost += SearchRequestCostUSD
+	defer c.mu.Unlock()
+	if budget > 0 && c.cost+c.reserved+est > budget {
+		return &BudgetError{Budget: budget, Spent: c.cost, InFlight: c.reserved, Next: est}
+	}
+	c.reserved += est
+	return nil
+}
+
+// settle releases the booking est of a finished request and adds what it
+// cost.
+func (c *counters) settle(est, spent float64) {
+	c.mu.Lock()
+	c.reserved = max(0, c.reserved-est)
+	c.cost += spent
 	c.mu.Unlock()
 }
 
@@ -88,7 +101,7 @@ func (c *counters) latency(d time.Duration) {
 func (c *counters) snapshot() Stats {
 	s := Stats{
 		Read: c.read.Load(), Rows: c.rows.Load(), OK: c.ok.Load(), Failed: c.failed.Load(), Skipped: c.skipped.Load(),
-		Requests: c.requests.Load(), RateLimited: c.rateLimited.Load(), Retries: c.retries.Load(),
+		Requests: c.requests.Load(), RateLimited: c.rateLimited.Load(), Retries: c.retries.Load(), InFlight: c.inFlight.Load(),
 		PromptTokens: c.prompt.Load(), CompletionTokens: c.completion.Load(), TotalTokens: c.totalTokens.Load(),
 	}
 	c.mu.Lock()
