@@ -54,7 +54,7 @@ func TestTooManyFailuresStopTheJob(t *testing.T) {
 		job      pipeline.Job
 		wantRows int64 // rows written at most
 	}{
-		{"count", pipeline.Job{MaxFailures: 3}, 3 + 1 + 4},
+		{"count", pipeline.Job{AbortAfterFailures: 4}, 4 + 4},
 		{"rate", pipeline.Job{MaxFailureRate: 0.1}, pipeline.MinRowsForRate + 4},
 	}
 	for _, tc := range tests {

@@ -102,9 +102,9 @@ type Job struct {
 	// flight are estimated to cost, would pass it is not sent, and the job
 	// stops with a *FatalError wrapping a *BudgetError.
 	MaxCostUSD float64
-	// MaxFailures, when positive, stops the job (a *FatalError wrapping a
-	// *FailuresError) once more rows than this have failed.
-	MaxFailures int64
+	// AbortAfterFailures, when positive, stops the job (a *FatalError
+	// wrapping a *FailuresError) once this many rows have failed.
+	AbortAfterFailures int64
 	// MaxFailureRate, when positive, stops the job once at least
 	// MinRowsForRate rows are finished and the share of failed rows among
 	// them is above it (0.02 for 2%).
@@ -219,8 +219,8 @@ func (e *BudgetError) Error() string {
 		e.Spent, e.InFlight, e.Next, e.Budget)
 }
 
-// FailuresError says more rows failed than Job.MaxFailures or
-// MaxFailureRate allow.
+// FailuresError says more rows failed than Job.AbortAfterFailures or
+// MaxFailureRate allow; Limit is the most failures allowed, as given.
 type FailuresError struct {
 	Failed, Finished int64
 	Limit            string
@@ -375,8 +375,8 @@ func (p *Pipeline) Snapshot() Stats {
 
 func (p *Pipeline) tooManyFailures(failed, finished int64) error {
 	j := p.Job
-	if j.MaxFailures > 0 && failed > j.MaxFailures {
-		return &FailuresError{Failed: failed, Finished: finished, Limit: fmt.Sprint(j.MaxFailures)}
+	if j.AbortAfterFailures > 0 && failed >= j.AbortAfterFailures {
+		return &FailuresError{Failed: failed, Finished: finished, Limit: fmt.Sprint(j.AbortAfterFailures - 1)}
 	}
 	if j.MaxFailureRate > 0 && finished >= MinRowsForRate && float64(failed) > j.MaxFailureRate*float64(finished) {
 		return &FailuresError{Failed: failed, Finished: finished, Limit: fmt.Sprintf("%g%%", j.MaxFailureRate*100)}

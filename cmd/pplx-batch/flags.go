@@ -35,6 +35,10 @@ type runFlags struct {
 	summary    string
 
 	logLevel, logFormat string
+	progressInterval    time.Duration
+
+	maxCost     float64
+	maxFailures string
 
 	// Request parameters.
 	maxResults          int
@@ -100,6 +104,9 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.summary, "summary", "", "write a JSON run summary to this `PATH`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log `format`: auto (console on a terminal, else JSON), json, console")
+	fs.DurationVar(&f.progressInterval, "progress-interval", 10*time.Second, "when stderr is not a terminal, log a JSON progress line this often (0: never)")
+	fs.Float64Var(&f.maxCost, "max-cost", 0, "budget in `USD`: stop starting requests before the spend would pass it (exit 3, resumable)")
+	fs.StringVar(&f.maxFailures, "max-failures", "", "abort (exit 3) when more than `N` rows fail, or more than N% of the finished rows (e.g. 50 or 2%)")
 	fs.IntVar(&f.maxResults, "max-results", 0, "search: results per query, 1-20 (0: the API default)")
 	fs.StringVar(&f.searchDomainFilter, "search-domain-filter", "", "comma-separated `domains` to search (prefix - to exclude)")
 	fs.StringVar(&f.searchRecencyFilter, "search-recency-filter", "", "hour, day, week, month or year")

@@ -9,25 +9,35 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// newLogger builds the zerolog logger: human-readable when format is
-// "console", or "auto" and w is a terminal; JSON lines otherwise.
-func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+// newLogger builds the zerolog logger on stderr: human-readable when
+// format is "console", or "auto" and stderr is a terminal; JSON lines
+// otherwise. On a terminal it also returns the status writer that keeps the
+// progress line below the log lines (nil otherwise).
+func newLogger(stderr io.Writer, level, format string) (zerolog.Logger, *statusWriter, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
-		return zerolog.Nop(), fmt.Errorf("--log-level must be debug, info, warn or error, not %q", level)
+		return zerolog.Nop(), nil, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", level)
+	}
+	var sw *statusWriter
+	if isTerminal(stderr) {
+		sw = &statusWriter{w: stderr}
+	}
+	var w io.Writer = stderr
+	if sw != nil {
+		w = sw
 	}
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: sw == nil}
 	case "auto", "":
-		if isTerminal(w) {
+		if sw != nil {
 			w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 		}
 	default:
-		return zerolog.Nop(), fmt.Errorf("--log-format must be auto, json or console, not %q", format)
+		return zerolog.Nop(), nil, fmt.Errorf("--log-format must be auto, json or console, not %q", format)
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), sw, nil
 }
 
 // isTerminal reports whether w is a character device such as a terminal.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -50,12 +51,12 @@ func runCommand(ctx context.Context, args []string, e env) int {
 			return exitUsage
 		}
 	}
-	log, err := newLogger(e.stderr, f.logLevel, f.logFormat)
+	log, sw, err := newLogger(e.stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pplx-batch run: %v\n", err)
 		return exitUsage
 	}
-	code, err := run(ctx, &f, e, log)
+	code, err := run(ctx, &f, e, log, sw)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pplx-batch run: %v\n", err)
 	}
@@ -155,6 +156,13 @@ func prepare(f *runFlags, e env) (*job, error) {
 	if f.grace < 0 || f.maxRetryAfter < 0 {
 		bad("--grace and --max-retry-after must not be negative")
 	}
+	if f.maxCost < 0 {
+		bad("--max-cost must not be negative")
+	}
+	maxFail, maxRate, err := parseMaxFailures(f.maxFailures)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if f.restart && f.output == "-" {
 		bad("--restart needs an output file: --output - is never resumed")
 	}
@@ -165,7 +173,6 @@ func prepare(f *runFlags, e env) (*job, error) {
 	if f.input == "-" && j.inFormat == "" {
 		bad("--input - (stdin) needs --input-format csv or jsonl")
 	}
-	var err error
 	if j.outFormat, err = outputFormat(f.output, f.outputFormat); err != nil && f.output != "" {
 		errs = append(errs, err)
 	}
@@ -211,13 +218,16 @@ func prepare(f *runFlags, e env) (*job, error) {
 	}
 
 	j.pipe = pipeline.Job{
-		Mode:        pipeline.Mode(f.mode),
-		Template:    tmpl,
-		System:      f.system,
-		IDColumn:    f.id,
-		Concurrency: f.concurrency,
-		MaxRetries:  f.maxRetries,
-		Timeout:     f.timeout,
+		Mode:               pipeline.Mode(f.mode),
+		Template:           tmpl,
+		System:             f.system,
+		IDColumn:           f.id,
+		Concurrency:        f.concurrency,
+		MaxRetries:         f.maxRetries,
+		Timeout:            f.timeout,
+		MaxCostUSD:         f.maxCost,
+		AbortAfterFailures: maxFail,
+		MaxFailureRate:     maxRate,
 		Search: pplx.SearchRequest{
 			MaxResults:          f.maxResults,
 			SearchDomainFilter:  splitList(f.searchDomainFilter),
@@ -244,6 +254,28 @@ func prepare(f *runFlags, e env) (*job, error) {
 		return nil, usageError{errors.Join(errs...)}
 	}
 	return j, nil
+}
+
+// parseMaxFailures parses --max-failures: "" (no limit), a count ("50":
+// the job stops at the 51st failed row) or a share of the finished rows
+// ("2%"). It returns pipeline.Job's AbortAfterFailures and MaxFailureRate.
+func parseMaxFailures(s string) (count int64, rate float64, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, 0, nil
+	}
+	if pct, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
+		if err != nil || v <= 0 || v > 100 {
+			return 0, 0, fmt.Errorf("--max-failures %q: want a count like 50 or a share like 2%%", s)
+		}
+		return 0, v / 100, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, 0, fmt.Errorf("--max-failures %q: want a count like 50 or a share like 2%%", s)
+	}
+	return v + 1, 0, nil // more than v failures stop the job
 }
 
 // apiKey reads the API key from keyFile, or else from the environment.
@@ -296,7 +328,7 @@ func defaultErrorsPath(output string) string {
 	return strings.TrimSuffix(output, ext) + ".errors.jsonl"
 }
 
-func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger) (int, error) {
+func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statusWriter) (int, error) {
 	j, err := prepare(f, e)
 	if err != nil {
 		return exitUsage, err
@@ -333,7 +365,15 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger) (int, erro
 	}
 	log.Info().Str("input", f.input).Str("output", f.output).Str("mode", f.mode).
 		Str("base_url", j.baseURL).Msg("run started")
+	prog := newProgress(p.Snapshot, tty, log, f.progressInterval)
+	progCtx, stopProgress := context.WithCancel(hard)
+	prog.countRows(progCtx, f.input, j.inFormat)
+	progDone := make(chan struct{})
+	go func() { defer close(progDone); prog.run(progCtx) }()
 	stats, runErr := p.Run(hard, src, out)
+	stopProgress()
+	<-progDone
+	prog.finish()
 
 	var fatal *pipeline.FatalError
 	interrupted := errors.Is(runErr, pipeline.ErrStopped) || errors.Is(runErr, context.Canceled)
