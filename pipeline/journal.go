@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -36,8 +37,8 @@ const maxJournalLine = 256 << 20
 // [Resume]: a row is done when its last line is ok and was answered for
 // the same request. Its methods are safe for concurrent use.
 //
-// Memory: the index holds a few dozen bytes per row (row number, offset,
-// request hash); the answers themselves stay on disk.
+// Memory: the index holds 7 bytes per input row (part of the request hash,
+// the state, the number of lines); the answers themselves stay on disk.
 type Journal struct {
 	// SyncInterval is the longest time between two syncs of the file to
 	// stable storage while writing; 0 means DefaultSyncInterval.
@@ -49,15 +50,69 @@ type Journal struct {
 	f        *os.File
 	w        *bufio.Writer
 	size     int64
-	index    map[int64]journalEntry
+	index    rowIndex
 	lastSync time.Time
 	err      error
 }
 
-type journalEntry struct {
-	off  int64
-	hash string
-	ok   bool
+// maxJournalRow bounds the row numbers a journal may hold.
+const maxJournalRow = 1 << 31
+
+// rowIndex says, for each row number (dense from 1), what the last line of
+// the row in the journal holds, in 7 bytes a row.
+type rowIndex struct {
+	hash  []uint32 // the first 32 bits of the request hash
+	state []uint8  // rowPresent, rowOK, rowHashed bits
+	lines []uint16 // lines of the row, saturating
+	rows  int      // distinct rows
+}
+
+const (
+	rowPresent = 1 << iota
+	rowOK
+	rowHashed
+)
+
+func (x *rowIndex) add(row int64, hash string, ok bool) {
+	i := int(row - 1)
+	if i >= len(x.state) {
+		n := max(i+1, 2*len(x.state), 1024)
+		x.hash = append(x.hash, make([]uint32, n-len(x.hash))...)
+		x.state = append(x.state, make([]uint8, n-len(x.state))...)
+		x.lines = append(x.lines, make([]uint16, n-len(x.lines))...)
+	}
+	if x.state[i] == 0 {
+		x.rows++
+	}
+	st := uint8(rowPresent)
+	if ok {
+		st |= rowOK
+	}
+	if h, ok := hash32(hash); ok {
+		st |= rowHashed
+		x.hash[i] = h
+	}
+	x.state[i] = st
+	if x.lines[i] < 1<<16-1 {
+		x.lines[i]++
+	}
+}
+
+func (x *rowIndex) get(row int64) (hash uint32, state uint8, lines uint16) {
+	i := row - 1
+	if i < 0 || i >= int64(len(x.state)) {
+		return 0, 0, 0
+	}
+	return x.hash[i], x.state[i], x.lines[i]
+}
+
+// hash32 reads the first 32 bits of a hex request hash.
+func hash32(h string) (uint32, bool) {
+	if len(h) < 8 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(h[:8], 16, 32)
+	return uint32(v), err == nil
 }
 
 // JournalError reports a journal that cannot be read.
@@ -81,7 +136,7 @@ func OpenJournal(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	j := &Journal{path: path, f: f, index: map[int64]journalEntry{}}
+	j := &Journal{path: path, f: f}
 	if err := j.load(); err != nil {
 		f.Close()
 		return nil, err
@@ -126,19 +181,19 @@ func (j *Journal) load() error {
 			continue
 		}
 		var res Result
-		if err := json.Unmarshal(b, &res); err != nil || res.Row.Row <= 0 {
+		if err := json.Unmarshal(b, &res); err != nil || res.Row.Row <= 0 || res.Row.Row > maxJournalRow {
 			if torn || isLastLine(r) {
 				break // cut short by a crash: the row was never finished
 			}
 			if err == nil {
-				err = errors.New("line has no row number")
+				err = errors.New("line has no valid row number")
 			}
 			return &JournalError{j.path, line, err}
 		}
 		if torn {
 			break // complete JSON but no newline: the write was cut short
 		}
-		j.index[res.Row.Row] = journalEntry{off: off, hash: res.RequestHash, ok: res.Status == sink.StatusOK}
+		j.index.add(res.Row.Row, res.RequestHash, res.Status == sink.StatusOK)
 		off += int64(len(b)) + 1
 	}
 	j.size = off
@@ -190,7 +245,7 @@ func (j *Journal) Path() string { return j.path }
 func (j *Journal) Len() int {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	return len(j.index)
+	return j.index.rows
 }
 
 // Counts returns how many distinct rows the journal holds as ok and as
@@ -199,13 +254,15 @@ func (j *Journal) Len() int {
 func (j *Journal) Counts(maxRow int64) (ok, failed int64) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	for row, e := range j.index {
-		if maxRow > 0 && row > maxRow {
-			continue
-		}
-		if e.ok {
+	st := j.index.state
+	if maxRow > 0 && maxRow < int64(len(st)) {
+		st = st[:maxRow]
+	}
+	for _, s := range st {
+		switch {
+		case s&rowOK != 0:
 			ok++
-		} else {
+		case s&rowPresent != 0:
 			failed++
 		}
 	}
@@ -217,8 +274,9 @@ func (j *Journal) Counts(maxRow int64) (ok, failed int64) {
 func (j *Journal) Done(row int64, requestHash string) bool {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	e, ok := j.index[row]
-	return ok && e.ok && requestHash != "" && e.hash == requestHash
+	h, st, _ := j.index.get(row)
+	want, ok := hash32(requestHash)
+	return ok && st&rowOK != 0 && st&rowHashed != 0 && h == want
 }
 
 // Write appends one finished row and hands it to the operating system.
@@ -227,12 +285,14 @@ func (j *Journal) Write(r Result) error {
 	if err != nil {
 		return fmt.Errorf("journal: row %d: %w", r.Row.Row, err)
 	}
+	if r.Row.Row <= 0 || r.Row.Row > maxJournalRow {
+		return fmt.Errorf("journal: row number %d out of range", r.Row.Row)
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {
 		return j.err
 	}
-	off := j.size
 	if _, err := j.w.Write(append(b, '\n')); err != nil {
 		j.err = fmt.Errorf("journal %s: %w", j.path, err)
 		return j.err
@@ -242,7 +302,7 @@ func (j *Journal) Write(r Result) error {
 		return j.err
 	}
 	j.size += int64(len(b)) + 1
-	j.index[r.Row.Row] = journalEntry{off: off, hash: r.RequestHash, ok: r.Status == sink.StatusOK}
+	j.index.add(r.Row.Row, r.RequestHash, r.Status == sink.StatusOK)
 	interval := j.SyncInterval
 	if interval <= 0 {
 		interval = DefaultSyncInterval
@@ -283,19 +343,19 @@ func (j *Journal) Close() error {
 
 // Replay calls fn with the last line of every row in the journal whose
 // row number is at most maxRow (every row when maxRow <= 0), in the order
-// they were written, reading the file sequentially. It may be called
-// after Close.
+// they were written, reading the file sequentially. It is meant for after
+// Close; it must not run while rows are written.
 func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 	j.mu.RLock()
-	index := j.index
+	index := &j.index
 	j.mu.RUnlock()
 	f, err := os.Open(j.path)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
+	seen := make([]uint16, len(index.state))
 	r := bufio.NewReaderSize(f, 64<<10)
-	var off int64
 	for line := 1; ; line++ {
 		b, err := readLine(r, maxJournalLine)
 		if errors.Is(err, io.EOF) {
@@ -304,8 +364,6 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		if err != nil {
 			return &JournalError{j.path, line, err}
 		}
-		start := off
-		off += int64(len(b)) + 1
 		if line == 1 {
 			continue
 		}
@@ -313,9 +371,16 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		if err := json.Unmarshal(b, &res); err != nil {
 			return &JournalError{j.path, line, err}
 		}
-		e, ok := index[res.Row.Row]
-		if !ok || e.off != start || (maxRow > 0 && res.Row.Row > maxRow) {
+		row := res.Row.Row
+		_, _, lines := index.get(row)
+		if lines == 0 || (maxRow > 0 && row > maxRow) {
 			continue
+		}
+		if seen[row-1] < 1<<16-1 {
+			seen[row-1]++
+		}
+		if seen[row-1] != lines {
+			continue // a later line of this row follows
 		}
 		if err := fn(res); err != nil {
 			return err
