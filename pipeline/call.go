@@ -114,8 +114,13 @@ func (p *Pipeline) process(ctx, stopCtx context.Context, stop context.CancelCaus
 			}
 			fillChat(row, resp)
 			st.addTokens(resp.Usage)
-			if u := resp.Usage; u != nil && u.Cost != nil {
-				return meta, u.Cost.TotalCost, nil
+			if u := resp.Usage; u != nil {
+				if u.Cost != nil {
+					return meta, u.Cost.TotalCost, nil
+				}
+				if c, ok := pplx.ChatCost(req.Chat, *u); ok {
+					return meta, c.TotalCost, nil // priced from the tokens
+				}
 			}
 			return meta, est, nil
 		}
@@ -245,10 +250,7 @@ func (p *Pipeline) estimate(body any) float64 {
 	if p.Estimate != nil {
 		return p.Estimate(body)
 	}
-	if _, ok := body.(*pplx.SearchRequest); ok {
-		return SearchRequestCostUSD
-	}
-	return 0
+	return pplx.EstimateCost(body)
 }
 
 func (p *Pipeline) rand() float64 {

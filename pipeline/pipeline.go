@@ -136,10 +136,9 @@ type Pipeline struct {
 	// context of Run instead also abandons the requests in flight.
 	Stop <-chan struct{}
 	// Estimate returns the estimated cost in USD of a request body
-	// (*pplx.SearchRequest or *pplx.ChatRequest) before it is sent; it
-	// prices search requests, whose answers report no cost, and chat
-	// answers that report none. nil prices search requests at
-	// SearchRequestCostUSD and chat requests at 0.
+	// (*pplx.SearchRequest or *pplx.ChatRequest) before it is sent, for
+	// the budget; search answers, which report no cost, are counted at
+	// this price too. nil means pplx.EstimateCost, Perplexity's price list.
 	Estimate func(body any) float64
 	// Log receives diagnostics; the zero value discards them.
 	Log zerolog.Logger

@@ -10,10 +10,6 @@ import (
 	"github.com/pplx-batch/pplx-batch/pplx"
 )
 
-// SearchRequestCostUSD is the price of one successful Search API request
-// with the default search type ($5 per 1,000 requests).
-const SearchRequestCostUSD = 0.005
-
 // Stats counts what a run did.
 type Stats struct {
 	// Read counts the input rows read. Rows is the number of rows written;
@@ -25,7 +21,7 @@ type Stats struct {
 	// number of requests sent and not yet answered at the moment.
 	Requests, RateLimited, Retries, InFlight int64
 	// Token counts and cost as reported by the API (search requests are
-	// priced at SearchRequestCostUSD).
+	// priced from Perplexity's price list, pplx.EstimateCost).
 	PromptTokens, CompletionTokens, TotalTokens int64
 	CostUSD                                     float64
 	// LatencyP50, P95 and P99 are percentiles of the attempts' time to

@@ -5,6 +5,7 @@
 //
 //	pplx-batch run   [flags]   run a job (see pplx-batch run --help)
 //	pplx-batch sim   [flags]   serve the built-in Perplexity API simulator
+//	pplx-batch plan  [flags]   check a job, render its first requests, estimate cost and time
 //	pplx-batch version         print the version
 //
 // Each input row becomes one request (a Search API query or a chat
@@ -64,6 +65,7 @@ const usage = `pplx-batch runs large batches of Perplexity API calls from CSV or
 Usage:
   pplx-batch run   [flags]   run a job (pplx-batch run --help lists the flags)
   pplx-batch sim   [flags]   serve the built-in Perplexity API simulator
+  pplx-batch plan  [flags]   check a job, render its first requests, estimate cost and time; no API call
   pplx-batch version         print the version
 
 Exit codes: 0 every row ok; 1 some rows failed; 2 usage or configuration
@@ -82,6 +84,8 @@ func Main(ctx context.Context, args []string, e env) int {
 		return runCommand(ctx, args[1:], e)
 	case "sim":
 		return simCommand(ctx, args[1:], e)
+	case "plan":
+		return planCommand(ctx, args[1:], e)
 	case "version", "--version", "-version":
 		fmt.Fprintln(e.stdout, "pplx-batch", versionString())
 		return exitOK

@@ -104,8 +104,9 @@ func handleSignals(ctx context.Context, e env, grace time.Duration, stop chan<- 
 }
 
 // prepare checks the flags and builds the job. Every problem it finds is a
-// usage error: nothing has been called yet.
-func prepare(f *runFlags, e env) (*job, error) {
+// usage error: nothing has been called yet. needKey says whether the API
+// key must be there (plan makes no call and needs none).
+func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	j := &job{}
@@ -200,11 +201,13 @@ func prepare(f *runFlags, e env) (*job, error) {
 	if !strings.HasPrefix(j.baseURL, "http://") && !strings.HasPrefix(j.baseURL, "https://") {
 		bad("--base-url must start with http:// or https://, not %q", j.baseURL)
 	}
-	key, err := apiKey(f.apiKeyFile, e.getenv)
-	if err != nil {
-		errs = append(errs, err)
+	if needKey {
+		key, err := apiKey(f.apiKeyFile, e.getenv)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		j.apiKey = key
 	}
-	j.apiKey = key
 
 	rps := f.rps
 	if f.rpm > 0 && (rps == 0 || f.rpm/60 < rps) {
@@ -329,7 +332,7 @@ func defaultErrorsPath(output string) string {
 }
 
 func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statusWriter) (int, error) {
-	j, err := prepare(f, e)
+	j, err := prepare(f, e, true)
 	if err != nil {
 		return exitUsage, err
 	}
