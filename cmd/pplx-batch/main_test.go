@@ -110,16 +110,8 @@ func TestSearchCSVToParquet(t *testing.T) {
 	if !strings.Contains(r.stderr, "30 rows: 30 ok, 0 failed") {
 		t.Errorf("summary line missing from stderr:\n%s", r.stderr)
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	pf, err := parquet.OpenFile(f, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf, close := openParquet(t, out)
+	defer close()
 	var names []string
 	for _, c := range pf.Schema().Fields() {
 		names = append(names, c.Name())
@@ -130,18 +122,8 @@ func TestSearchCSVToParquet(t *testing.T) {
 			t.Errorf("parquet column %q missing; have %v", want, names)
 		}
 	}
-	rd := parquet.NewReader(pf)
-	defer rd.Close()
 	seen := map[int64]bool{}
-	for {
-		m := map[string]any{}
-		err := rd.Read(&m)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range readParquetMaps(t, out) {
 		row := m["row"].(int64)
 		seen[row] = true
 		q := fmt.Sprintf("Company %d, Inc. headquarters", row)
@@ -479,22 +461,30 @@ func TestInterruptedRunKeepsFinishedRows(t *testing.T) {
 	}
 }
 
-// readParquetMaps reads every row of a Parquet file as a map.
-func readParquetMaps(t *testing.T, path string) []map[string]any {
+// openParquet opens a Parquet file; close closes it.
+func openParquet(t *testing.T, path string) (pf *parquet.File, close func()) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pf, err := parquet.OpenFile(f, fi.Size())
+	pf, err = parquet.OpenFile(f, fi.Size())
 	if err != nil {
+		f.Close()
 		t.Fatalf("open %s: %v", path, err)
 	}
+	return pf, func() { f.Close() }
+}
+
+// readParquetMaps reads every row of a Parquet file as a map.
+func readParquetMaps(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	pf, close := openParquet(t, path)
+	defer close()
 	rd := parquet.NewReader(pf)
 	defer rd.Close()
 	var rows []map[string]any
