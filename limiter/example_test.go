@@ -27,6 +27,26 @@ func ExampleLimiter() {
 	// Output: 3 3 0 0
 }
 
+func ExampleLimiter_adaptive() {
+	lim := limiter.New(limiter.Config{}) // learns the server's limit
+	ctx := context.Background()
+	ticket, err := lim.Acquire(ctx) // the first request goes alone
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// The server's bucket holds 50 requests and refills one in 20 ms.
+	header := http.Header{
+		"X-Ratelimit-Limit":     {"50"},
+		"X-Ratelimit-Remaining": {"49"},
+		"X-Ratelimit-Reset":     {"0.02"},
+	}
+	lim.Release(ticket, limiter.Outcome{Status: http.StatusOK, Header: header, Latency: 100 * time.Millisecond})
+	s := lim.Stats()
+	fmt.Printf("mode %s, rate %g/s, in flight up to %d\n", s.Mode, s.Rate, s.InFlightLimit)
+	// Output: mode headers, rate 50/s, in flight up to 17
+}
+
 func ExampleParseHeaders() {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	h := http.Header{}

@@ -1,17 +1,3 @@
-// Package limiter paces calls to a rate-limited HTTP API.
-//
-// A [Limiter] combines three gates that every request passes in order
-// through [Limiter.Acquire]: an optional cap on requests in flight, one
-// pause shared by every worker (set when the server answers 429, or 503
-// with Retry-After, or says no requests remain before a reset), and a
-// token bucket ([golang.org/x/time/rate]) that enforces a ceiling of our
-// own. The caller hands each response back through [Limiter.Release],
-// which reads the rate-limit headers ([ParseHeaders]) and moves the pause.
-// A [Set] keeps one Limiter per server-side bucket ("search",
-// "chat:<model>").
-//
-// The Limiter never retries and never calls the network; retrying is the
-// caller's policy. All waiting uses a [Clock], so tests run on fake time.
 package limiter
 
 import (
@@ -63,14 +49,15 @@ type Timer interface {
 	Stop() bool
 }
 
-// Config configures a [Limiter]. The zero Config is valid: no ceiling, no
-// in-flight cap, pauses of at most [DefaultMaxPause], no logging, real time.
-// Fields may be added in later versions; their zero values will keep the
-// current behaviour.
+// Config configures a [Limiter]. The zero Config is valid: an adaptive
+// Limiter with no ceiling of our own, an automatic in-flight limit, pauses
+// of at most [DefaultMaxPause], no logging, real time. Fields may be added
+// in later versions; their zero values will keep the current behaviour.
 type Config struct {
 	// RPS is a ceiling of our own on requests per second (--rps, or
-	// --rpm/60). Zero, a negative number, NaN or +Inf mean no ceiling (the
-	// token bucket is rate.Inf).
+	// --rpm/60): a hard one, which the learnt rate never exceeds. Zero, a
+	// negative number, NaN or +Inf mean no ceiling (the token bucket is
+	// rate.Inf).
 	RPS float64
 
 	// Burst is the capacity of the token bucket; 0 or less means 1. The
@@ -78,21 +65,32 @@ type Config struct {
 	// request goes alone; it fills to Burst at RPS while idle.
 	Burst int
 
-	// MaxInFlight caps the tickets acquired and not yet released; 0 or
-	// less means no cap.
+	// MaxInFlight caps the tickets acquired and not yet released (the
+	// user's --concurrency); 0 or less means no cap of our own. An
+	// adaptive Limiter keeps its automatic limit (rate × latency) below
+	// it; a static one uses it as the only limit.
 	MaxInFlight int
 
 	// MaxPause is the longest pause honoured; a server asking for more is
 	// obeyed for MaxPause only. Zero or less means [DefaultMaxPause].
 	MaxPause time.Duration
 
-	// Log receives the pauses and, once per distinct header and reason,
-	// the rate-limit headers that were ignored as nonsense. The zero
-	// Logger logs nothing (like zerolog.Nop()).
+	// Log receives the pauses (info from one second up, debug below,
+	// warn when cut to MaxPause), the changes of pacing mode (info), the
+	// rate cuts (debug) and, once per distinct header and reason, the
+	// rate-limit headers that were ignored as nonsense. The zero Logger
+	// logs nothing (like zerolog.Nop()).
 	Log zerolog.Logger
 
 	// Clock is the source of time and timers; nil means real time.
 	Clock Clock
+
+	// Static turns learning off: the Limiter then only applies RPS, Burst,
+	// MaxInFlight and the pauses that responses ask for (429 or 503 with
+	// Retry-After, a reset while no request remains). The zero value, an
+	// adaptive Limiter, is what a batch job wants; Static suits tests and
+	// servers whose limit is known exactly.
+	Static bool
 }
 
 // Ticket is the permission for one request, returned by [Limiter.Acquire]
@@ -140,6 +138,21 @@ type Stats struct {
 	PauseTime time.Duration
 	// ClampedPauses counts the pauses cut to Config.MaxPause.
 	ClampedPauses uint64
+	// Cuts counts the multiplicative decreases of the rate after 429s.
+	Cuts uint64
+
+	// Mode is what the Limiter paces by now: [ModeStatic], [ModeStart],
+	// [ModeHeaders], [ModeFixedWindow] or [ModeProbe].
+	Mode string
+	// Rate is the rate the Limiter aims at now, in requests per second:
+	// the server's refill rate learnt from headers, or the probing rate;
+	// 0 when unknown or static.
+	Rate float64
+	// InFlightLimit is the current limit on tickets in flight; 0 means
+	// none.
+	InFlightLimit int
+	// Latency is the smoothed latency of the responses; 0 before the first.
+	Latency time.Duration
 }
 
 // Limiter paces requests: see the package documentation. It is safe for
@@ -150,6 +163,8 @@ type Limiter struct {
 	maxPause time.Duration
 	bucket   *rate.Limiter
 	jitter   func(max time.Duration) time.Duration // replaced in tests
+	ad       *adapt                                // nil when static
+	wake     chan struct{}                         // pokes the head of the line; buffered 1
 
 	mu          sync.Mutex
 	pauseUntil  time.Time
@@ -158,7 +173,7 @@ type Limiter struct {
 	maxInFlight int             // 0 = no cap
 	inFlight    int             // slots taken (tickets out and Acquires past the slot gate)
 	slotWaiters []chan struct{} // FIFO; a closed channel owns a slot
-	turnTaken   bool            // a waiter is at the head of the bucket line
+	turnTaken   bool            // a waiter is at the head of the line
 	line        []chan struct{} // FIFO behind the head; a closed channel is the turn
 	seq         uint64
 	outstanding map[uint64]struct{} // seqs of the tickets out
@@ -174,6 +189,7 @@ func New(cfg Config) *Limiter {
 		maxPause:    cfg.MaxPause,
 		jitter:      randomJitter,
 		changed:     make(chan struct{}),
+		wake:        make(chan struct{}, 1),
 		maxInFlight: max(cfg.MaxInFlight, 0),
 		outstanding: make(map[uint64]struct{}),
 	}
@@ -189,6 +205,13 @@ func New(cfg Config) *Limiter {
 	}
 	burst := max(cfg.Burst, 1)
 	l.bucket = rate.NewLimiter(limit, burst)
+	if !cfg.Static {
+		ceiling := 0.0
+		if limit != rate.Inf {
+			ceiling = float64(limit)
+		}
+		l.ad = newAdapt(ceiling)
+	}
 	if burst > 1 && limit != rate.Inf {
 		// rate.NewLimiter starts full; keep one token so that the first
 		// request goes alone and a run does not open with a burst into a
@@ -200,18 +223,20 @@ func New(cfg Config) *Limiter {
 
 // Acquire waits for permission to send one request and returns its Ticket,
 // which the caller must hand to [Limiter.Release] exactly once with the
-// outcome. Acquire blocks until, in order: a slot is free under
-// Config.MaxInFlight (slots go first come, first served); any shared pause
-// has ended (each waiter resumes after a small random delay so that the
-// workers do not all send in the same millisecond); the token bucket grants
-// a token. If a pause begins while it waits for a token, it gives the token
-// back and waits for the pause.
+// outcome. Acquire blocks until, in order: a slot is free under the
+// in-flight limit (slots go first come, first served); any shared pause has
+// ended (each waiter resumes after a small random delay so that the workers
+// do not all send in the same millisecond); the token bucket of Config.RPS
+// holds a token and, unless Config.Static, the learnt pacing lets the next
+// request go (see the package documentation). If a pause begins while it
+// waits for the rates, it goes back to wait for the pause. It is safe for
+// concurrent use.
 //
 // If ctx is done first, Acquire returns ctx.Err(). If ctx has a deadline
 // (measured with time.Now, as the context package does) that comes before
-// the pause ends or the token is due, Acquire returns
+// the pause ends or the request could go, Acquire returns
 // [ErrWouldExceedDeadline] at once. On any error it holds nothing: the
-// in-flight slot and any reserved token are given back.
+// in-flight slot is given back, and no token was taken.
 func (l *Limiter) Acquire(ctx context.Context) (Ticket, error) {
 	if err := ctx.Err(); err != nil {
 		l.fail()
@@ -241,7 +266,7 @@ func (l *Limiter) fail() {
 // takeSlot takes an in-flight slot, waiting in line if none is free.
 func (l *Limiter) takeSlot(ctx context.Context) error {
 	l.mu.Lock()
-	if len(l.slotWaiters) == 0 && (l.maxInFlight == 0 || l.inFlight < l.maxInFlight) {
+	if len(l.slotWaiters) == 0 && l.slotFreeLocked() {
 		l.inFlight++
 		l.mu.Unlock()
 		return nil
@@ -271,6 +296,22 @@ func (l *Limiter) takeSlot(ctx context.Context) error {
 	}
 }
 
+// slotCapLocked returns the in-flight limit now; 0 means none.
+func (l *Limiter) slotCapLocked() int {
+	c := l.maxInFlight
+	if l.ad != nil {
+		if a := l.ad.inFlightLimit(l.clock.Now()); c == 0 || a < c {
+			c = a
+		}
+	}
+	return c
+}
+
+func (l *Limiter) slotFreeLocked() bool {
+	c := l.slotCapLocked()
+	return c == 0 || l.inFlight < c
+}
+
 // putSlotLocked gives back an in-flight slot and lets waiters in.
 func (l *Limiter) putSlotLocked() {
 	l.inFlight--
@@ -279,7 +320,11 @@ func (l *Limiter) putSlotLocked() {
 
 // grantSlotsLocked hands free slots to the waiters, first come first served.
 func (l *Limiter) grantSlotsLocked() {
-	for len(l.slotWaiters) > 0 && (l.maxInFlight == 0 || l.inFlight < l.maxInFlight) {
+	if len(l.slotWaiters) == 0 {
+		return
+	}
+	c := l.slotCapLocked()
+	for len(l.slotWaiters) > 0 && (c == 0 || l.inFlight < c) {
 		w := l.slotWaiters[0]
 		l.slotWaiters[0] = nil
 		l.slotWaiters = l.slotWaiters[1:]
@@ -288,14 +333,15 @@ func (l *Limiter) grantSlotsLocked() {
 	}
 }
 
-// wait passes the pause gate and then the token bucket.
+// wait passes the pause gate and then the line for the rate gates.
 //
-// Waiters line up for the bucket first come, first served, and only the
-// head of the line holds a reservation while it sleeps. Cancelling that
-// single reservation restores its token exactly (rate.Reservation.Cancel
-// cannot when later reservations exist), and a waiter that leaves the line
-// holds no token at all. A move of the pause (l.changed) sends every
-// waiter back to the pause gate, the head after cancelling its reservation.
+// Waiters line up first come, first served, and only the head of the line
+// waits for the rates: the token bucket of Config.RPS and, when adaptive,
+// the learnt pacing. The head reserves nothing while it sleeps; it computes
+// when both gates will let it through, sleeps until then, and checks again
+// when it wakes, so that a rate lowered meanwhile is obeyed and a rate
+// raised meanwhile (the head is poked through l.wake) is used at once. A
+// move of the pause (l.changed) sends every waiter back to the pause gate.
 func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 	for {
 		l.mu.Lock()
@@ -309,15 +355,17 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 			if beyondDeadline(ctx, d) {
 				return Ticket{}, ErrWouldExceedDeadline
 			}
-			if _, err := l.sleep(ctx, d, changed); err != nil {
+			if _, err := l.sleep(ctx, d, changed, nil); err != nil {
 				return Ticket{}, err
 			}
 			continue
 		}
 
-		// The line for the token bucket.
+		// The line.
 		if l.turnTaken {
-			est := l.tokenDelay(now) + l.lineDelay(len(l.line))
+			// The head takes the next token, each waiter in line one more,
+			// and we the one after.
+			est := max(l.tokenDelay(now), l.adaptDelayLocked(now)) + l.lineDelay(len(l.line)+1)
 			if beyondDeadline(ctx, est) {
 				l.mu.Unlock()
 				return Ticket{}, ErrWouldExceedDeadline
@@ -350,61 +398,60 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 				l.mu.Unlock()
 				return Ticket{}, err
 			}
-			now = l.clock.Now()
-			if now.Before(l.pauseUntil) {
-				l.passTurnLocked()
-				l.mu.Unlock()
-				continue
-			}
 		} else {
 			l.turnTaken = true
 		}
 
-		// Our turn: reserve the next token and sleep until it is due.
-		d := l.tokenDelay(now)
-		if d > 0 && beyondDeadline(ctx, d) {
-			l.passTurnLocked()
+		// Our turn: wait until every rate gate lets us through.
+		for {
+			now = l.clock.Now()
+			if now.Before(l.pauseUntil) {
+				l.passTurnLocked()
+				l.mu.Unlock()
+				break // back to the pause gate
+			}
+			d := max(l.tokenDelay(now), l.adaptDelayLocked(now))
+			if d <= 0 && l.bucket.AllowN(now, 1) {
+				t := l.issueLocked(now)
+				if l.ad != nil {
+					l.ad.grant(now, t.Seq)
+				}
+				l.passTurnLocked()
+				l.mu.Unlock()
+				return t, nil
+			}
+			d = max(d, 1)
+			if beyondDeadline(ctx, d) {
+				l.passTurnLocked()
+				l.mu.Unlock()
+				return Ticket{}, ErrWouldExceedDeadline
+			}
+			changed := l.changed
 			l.mu.Unlock()
-			return Ticket{}, ErrWouldExceedDeadline
-		}
-		res := l.bucket.ReserveN(now, 1) // burst >= 1: always ok
-		if d = res.DelayFrom(now); d <= 0 {
-			t := l.issueLocked(now)
-			l.passTurnLocked()
-			l.mu.Unlock()
-			return t, nil
-		}
-		changed := l.changed
-		l.mu.Unlock()
-
-		fired, err := l.sleep(ctx, d, changed)
-		l.mu.Lock()
-		now = l.clock.Now()
-		switch {
-		case err != nil || !fired:
-			res.CancelAt(now) // the only reservation out: exact
-			l.passTurnLocked()
-			l.mu.Unlock()
+			_, err := l.sleep(ctx, d, changed, l.wake)
+			l.mu.Lock()
 			if err != nil {
+				l.passTurnLocked()
+				l.mu.Unlock()
 				return Ticket{}, err
 			}
-		case now.Before(l.pauseUntil):
-			// A pause began just as the token came due: the token is
-			// spent, but the pause wins.
-			l.passTurnLocked()
-			l.mu.Unlock()
-		default:
-			t := l.issueLocked(now)
-			l.passTurnLocked()
-			l.mu.Unlock()
-			return t, nil
 		}
 	}
 }
 
-// sleep waits for d to pass on the Clock, for changed to close, or for ctx
-// to be done. It reports whether the timer fired, or returns ctx.Err().
-func (l *Limiter) sleep(ctx context.Context, d time.Duration, changed <-chan struct{}) (bool, error) {
+// adaptDelayLocked returns how long the learnt pacing holds the next
+// request back.
+func (l *Limiter) adaptDelayLocked(now time.Time) time.Duration {
+	if l.ad == nil {
+		return 0
+	}
+	return l.ad.delay(now)
+}
+
+// sleep waits for d to pass on the Clock, for changed to close, for a poke
+// on wake (nil: none), or for ctx to be done. It reports whether the timer
+// fired, or returns ctx.Err().
+func (l *Limiter) sleep(ctx context.Context, d time.Duration, changed <-chan struct{}, wake <-chan struct{}) (bool, error) {
 	timer := l.clock.NewTimer(d)
 	select {
 	case <-timer.C():
@@ -412,9 +459,20 @@ func (l *Limiter) sleep(ctx context.Context, d time.Duration, changed <-chan str
 	case <-changed:
 		timer.Stop()
 		return false, nil
+	case <-wake:
+		timer.Stop()
+		return false, nil
 	case <-ctx.Done():
 		timer.Stop()
 		return false, ctx.Err()
+	}
+}
+
+// poke wakes the head of the line, if it sleeps, to look at the gates again.
+func (l *Limiter) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -441,6 +499,7 @@ func (l *Limiter) leaveLineLocked(ready chan struct{}) {
 }
 
 // lineDelay returns the least time n waiters ahead take at the bucket's rate.
+// (The learnt rate is left out: it may rise while they wait.)
 func (l *Limiter) lineDelay(n int) time.Duration {
 	limit := l.bucket.Limit()
 	if n == 0 || limit == rate.Inf {
@@ -489,8 +548,11 @@ func (l *Limiter) issueLocked(now time.Time) Ticket {
 // safe to call from any goroutine. A zero Ticket, a ticket from another
 // Limiter, or one already released is ignored.
 //
-// Release reads the response headers with [ParseHeaders] and sets one
-// pause shared by every worker:
+// Release reads the response headers with [ParseHeaders]; an adaptive
+// Limiter learns from them and from the status, as the package
+// documentation describes, and a 429 or a 503 with a retry delay sets one
+// pause shared by every worker. A static Limiter (Config.Static) sets that
+// pause:
 //
 //   - on 429, and on 503 with a retry delay: for retry-after-ms or
 //     Retry-After when present, else on 429 for the reset when the headers
@@ -513,25 +575,34 @@ func (l *Limiter) Release(t Ticket, o Outcome) {
 		info = ParseHeaders(o.Header, now)
 	}
 
-	d, why := pauseFor(o.Status, info)
-	clamped := d > l.maxPause
-	if clamped {
-		d = l.maxPause
-	}
-
 	l.mu.Lock()
 	if _, ok := l.outstanding[t.Seq]; !ok {
 		l.mu.Unlock()
 		return
 	}
+	out := len(l.outstanding)
 	delete(l.outstanding, t.Seq)
-	l.putSlotLocked()
+	l.inFlight--
 	l.stats.Released++
 	switch {
 	case o.Status == http.StatusTooManyRequests:
 		l.stats.RateLimited++
 	case o.Status == 0 && o.Err != nil:
 		l.stats.TransportErrors++
+	}
+	var (
+		d   time.Duration
+		why string
+		ev  event
+	)
+	if l.ad != nil {
+		d, why, ev = l.ad.observe(now, t, o, info, l.seq, out)
+	} else {
+		d, why = pauseFor(o.Status, info)
+	}
+	clamped := d > l.maxPause
+	if clamped {
+		d = l.maxPause
 	}
 	extended := false
 	if d > 0 {
@@ -549,6 +620,7 @@ func (l *Limiter) Release(t Ticket, o Outcome) {
 			extended = true
 		}
 	}
+	l.grantSlotsLocked()
 	var fresh []InvalidHeader
 	for _, bad := range info.Invalid {
 		key := bad.Name + "\x00" + bad.Reason
@@ -562,19 +634,35 @@ func (l *Limiter) Release(t Ticket, o Outcome) {
 		fresh = append(fresh, bad)
 	}
 	l.mu.Unlock()
+	if l.ad != nil {
+		l.poke()
+	}
 
 	for _, bad := range fresh {
 		l.log.Warn().Str("header", bad.Name).Str("value", bad.Value).Str("reason", bad.Reason).
 			Msg("limiter: ignoring rate-limit header")
 	}
+	if ev.mode != "" {
+		l.log.Info().Str("mode", ev.mode).Float64("rate", round3(ev.rate)).Msg("limiter: pacing mode changed")
+	} else if ev.cut {
+		l.log.Debug().Float64("rate", round3(ev.rate)).Msg("limiter: rate cut after a 429")
+	}
 	if extended {
-		ev := l.log.Info()
-		if clamped {
-			ev = l.log.Warn().Bool("clamped", true)
+		var e *zerolog.Event
+		switch {
+		case clamped:
+			e = l.log.Warn().Bool("clamped", true)
+		case d >= time.Second:
+			e = l.log.Info()
+		default:
+			e = l.log.Debug()
 		}
-		ev.Int("status", o.Status).Str("cause", why).Dur("pause", d).Msg("limiter: pausing all requests")
+		e.Int("status", o.Status).Str("cause", why).Dur("pause", d).Msg("limiter: pausing all requests")
 	}
 }
+
+// round3 rounds x to three decimals for the log.
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 // pauseFor returns how long the response tells every worker to wait, and why.
 func pauseFor(status int, info Info) (time.Duration, string) {
@@ -600,12 +688,22 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// Stats returns a snapshot of the Limiter's counters.
+// Stats returns a snapshot of the Limiter's counters and of what it has
+// learnt. It is safe for concurrent use.
 func (l *Limiter) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stats
 	s.InFlight = len(l.outstanding)
+	s.InFlightLimit = l.slotCapLocked()
+	s.Mode = ModeStatic
+	if a := l.ad; a != nil {
+		now := l.clock.Now()
+		s.Mode = a.modeName()
+		s.Rate = a.rate(now)
+		s.Cuts = a.cuts
+		s.Latency = time.Duration(a.srtt * float64(time.Second))
+	}
 	return s
 }
 

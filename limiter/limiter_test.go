@@ -18,10 +18,12 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// newTest returns a Limiter on a fake clock, with pauses ending exactly.
+// newTest returns a static Limiter on a fake clock, with pauses ending
+// exactly: the tests of the gates themselves.
 func newTest(cfg Config) (*Limiter, *fakeClock) {
 	clk := newFakeClock()
 	cfg.Clock = clk
+	cfg.Static = true
 	l := New(cfg)
 	l.jitter = noJitter
 	return l, clk
@@ -773,6 +775,28 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			b.Fatal(err)
 		}
 		l.Release(tk, out)
+	}
+}
+
+// BenchmarkAcquireReleaseAdaptive measures an adaptive Limiter fed with
+// rate-limit headers on every response (the shadow resync and the rate
+// estimates), static for comparison; no waiting is involved.
+func BenchmarkAcquireReleaseAdaptive(b *testing.B) {
+	for _, static := range []bool{false, true} {
+		b.Run(fmt.Sprint("static=", static), func(b *testing.B) {
+			l := New(Config{MaxInFlight: 64, Static: static})
+			ctx := context.Background()
+			out := Outcome{Status: http.StatusOK, Latency: time.Millisecond,
+				Header: hdr("X-Ratelimit-Limit", "1000000", "X-Ratelimit-Remaining", "999000", "X-Ratelimit-Reset", "1")}
+			b.ReportAllocs()
+			for b.Loop() {
+				tk, err := l.Acquire(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				l.Release(tk, out)
+			}
+		})
 	}
 }
 

@@ -20,8 +20,9 @@ type Set struct {
 }
 
 // NewSet returns a Set whose Limiters are made with cfg; each Limiter gets
-// its own token bucket, pause and in-flight cap, and logs with a "bucket"
-// field.
+// its own ceiling bucket, pause and in-flight limit, learns its own
+// server-side limit, and logs with a "bucket" field. cfg.RPS and
+// cfg.MaxInFlight apply to each bucket separately.
 func NewSet(cfg Config) *Set {
 	return &Set{cfg: cfg}
 }

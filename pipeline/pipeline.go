@@ -47,9 +47,12 @@ const (
 	ModeChat   Mode = "chat"
 )
 
-// Defaults used when a [Job] field is zero.
+// Defaults used when a [Job] field is zero. DefaultConcurrency bounds the
+// rows in progress at once when the Job sets no Concurrency: how many of
+// them have a request in flight is the limiter's to decide (rate times
+// latency, see package limiter).
 const (
-	DefaultConcurrency = 32
+	DefaultConcurrency = 512
 	DefaultTimeout     = 120 * time.Second
 )
 
@@ -90,8 +93,9 @@ type Job struct {
 	// IDColumn names the column whose value identifies a row; empty means
 	// the row number.
 	IDColumn string
-	// Concurrency is the most requests in flight; 0 means
-	// DefaultConcurrency.
+	// Concurrency is the most rows in progress, so the most requests in
+	// flight; 0 means DefaultConcurrency, leaving the limiter's automatic
+	// in-flight limit to decide.
 	Concurrency int
 	// MaxRetries is the most retries of one row after its first attempt.
 	MaxRetries int
@@ -307,6 +311,14 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Sta
 				if !ok {
 					return nil
 				}
+				// Count failures as rows finish, not as they are written,
+				// so a broken job stops as soon as it shows.
+				finished := st.finished.Add(1)
+				if res.Status != sink.StatusOK {
+					if err := p.tooManyFailures(st.finishedFailed.Add(1), finished); err != nil && stopCtx.Err() == nil {
+						stop(&FatalError{Row: res.Row.Row, Err: err})
+					}
+				}
 				select {
 				case results <- res:
 				case <-writerGone:
@@ -327,10 +339,8 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Sta
 			st.rows.Add(1)
 			if res.Status == sink.StatusOK {
 				st.ok.Add(1)
-			} else if failed := st.failed.Add(1); stopCtx.Err() == nil {
-				if err := p.tooManyFailures(failed, st.rows.Load()); err != nil {
-					stop(&FatalError{Row: res.Row.Row, Err: err})
-				}
+			} else {
+				st.failed.Add(1)
 			}
 			if len(results) == 0 {
 				// Idle for a moment: hand what is written to the OS so a

@@ -39,6 +39,7 @@ type counters struct {
 	read, rows, ok, failed, skipped atomic.Int64
 	requests, rateLimited, retries  atomic.Int64
 	inFlight                        atomic.Int64
+	finished, finishedFailed        atomic.Int64 // rows finished by the workers
 	prompt, completion, totalTokens atomic.Int64
 
 	mu       sync.Mutex

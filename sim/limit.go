@@ -203,11 +203,17 @@ func (s *Server) admit(apiKey, name string, fp [16]byte) admission {
 		a.refused = refusedRate
 		ns := math.Ceil((1-b.tokens)/seg.rps*1e9 - 1) // round up, absorb noise
 		a.wait = time.Duration(min(ns, maxWait))
+		if sec := s.second(off); sec != nil {
+			sec.RateLimited++
+		}
 		s.stats.RateLimited++
 		s.stats.Status[http.StatusTooManyRequests]++
 		return a
 	case s.maxInFlight > 0 && s.inFlight[apiKey] >= s.maxInFlight:
 		a.refused = refusedConcurrency
+		if sec := s.second(off); sec != nil {
+			sec.ConcurrencyLimited++
+		}
 		s.stats.ConcurrencyLimited++
 		s.stats.Status[http.StatusTooManyRequests]++
 		return a
@@ -215,6 +221,9 @@ func (s *Server) admit(apiKey, name string, fp [16]byte) admission {
 	if a.rate.limited {
 		b.tokens--
 		a.rate.tokens = b.tokens
+	}
+	if sec := s.second(off); sec != nil {
+		sec.Admitted++
 	}
 	s.inFlight[apiKey]++
 	s.stats.InFlight++

@@ -17,6 +17,10 @@
 // [HeaderStyle]; only admitted requests take a token. Buckets are kept per
 // API key and bucket name: "search" for /search and "chat:<model>" for each
 // chat model.
+//
+// GET /_sim/stats ([StatsPath]) answers, without authentication, with the
+// counters and a per-second timeline of the rate-limit decisions, so that a
+// benchmark can measure the rate a client achieved against the limit.
 package sim
 
 import (
@@ -143,6 +147,7 @@ type Server struct {
 	inFlight map[string]int
 	requests map[[16]byte]*requestCount
 	stats    Stats
+	timeline []Second
 	micros   int64 // cost billed, in millionths of a USD
 }
 
@@ -245,10 +250,14 @@ func endpointFor(path string) endpoint {
 	return epNone
 }
 
-// ServeHTTP answers one request as described in the package comment. It
-// blocks for the configured latency (returning early, without a response,
+// ServeHTTP answers one request as described in the package comment, or
+// GET [StatsPath] with a [StatsReport]. It blocks for the configured latency (returning early, without a response,
 // when the request's context is done) and is safe for concurrent use.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == StatsPath {
+		s.serveStats(w, r)
+		return
+	}
 	id := s.newID()
 	h := w.Header()
 	h.Set("x-request-id", id)

@@ -213,7 +213,7 @@ func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 	if f.rpm > 0 && (rps == 0 || f.rpm/60 < rps) {
 		rps = f.rpm / 60
 	}
-	j.limiterConf = limiter.Config{RPS: rps}
+	j.limiterConf = limiter.Config{RPS: rps, MaxInFlight: f.concurrency}
 
 	j.errorsPath = f.errorsPath
 	if j.errorsPath == "" && f.output != "-" && f.output != "" {
@@ -350,7 +350,12 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	}
 	defer out.release()
 
-	client := pplx.New(j.baseURL, j.apiKey, pplx.Options{MaxConns: max(f.concurrency, pipeline.DefaultConcurrency)})
+	// Keep a connection for every request the limiter may put in flight.
+	conns := f.concurrency
+	if conns == 0 {
+		conns = pipeline.DefaultConcurrency
+	}
+	client := pplx.New(j.baseURL, j.apiKey, pplx.Options{MaxConns: conns})
 	lc := j.limiterConf
 	lc.Log = log
 	stop := make(chan struct{})

@@ -1,0 +1,424 @@
+//go:build scenario
+
+// The real-time rate-limit scenarios of issue 3: `make bench-limiter`, or
+//
+//	go test -tags scenario -run '^TestScenarios$' -v ./cmd/pplx-batch/
+//
+// Each scenario starts `pplx-batch sim` with a token bucket, a header style
+// and maybe a limit change, runs `pplx-batch run --mode search` over a
+// generated CSV against it in real time, reads the simulator's per-second
+// timeline from GET /_sim/stats, and prints a table of the allowed and
+// achieved rate, the share of 429s, the retries and the time taken to follow
+// a limit change, each next to its bar. The test fails when a bar is missed.
+// PPLX_BATCH_BIN names the binary (else it is built); SCENARIOS=a,b runs a
+// subset by name; SCENARIO_LOG sets the runs' log level (default warn) and
+// SCENARIO_DIR keeps each run's files and logs in a folder of that name.
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pplx-batch/pplx-batch/sim"
+)
+
+// scenCase is one real-time scenario.
+type scenCase struct {
+	name    string
+	headers string  // sim --headers
+	rps     float64 // the server's rate (and burst) before any change
+	change  time.Duration
+	to      float64 // the rate from change on; 0: no change
+	latency time.Duration
+	jitter  time.Duration
+	span    time.Duration // how long the rows take at the allowed rate
+	args    []string      // extra `run` flags
+
+	ratioBar float64 // least achieved/allowed in steady state
+	share429 float64 // 429s must stay below this share of requests
+}
+
+const (
+	scenWarm     = 3 * time.Second // left out of the steady state
+	scenWindow   = time.Second     // the bucket's reset window: burst = rate
+	scenKey      = "scenario-key"
+	scenFollowed = 0.05 // within 5% of the new rate one window after a change
+)
+
+func scenCases() []scenCase {
+	const (
+		r    = 40.0
+		lat  = 50 * time.Millisecond
+		jit  = 50 * time.Millisecond
+		span = 18 * time.Second
+	)
+	var cs []scenCase
+	for _, h := range []string{"seconds", "epoch", "duration", "openai", "ietf", "rfc3339"} {
+		cs = append(cs, scenCase{name: "headers " + h, headers: h, rps: r, latency: lat, jitter: jit, span: span,
+			ratioBar: 0.98, share429: 0.005})
+	}
+	for _, h := range []string{"none", "none-at-all"} {
+		cs = append(cs, scenCase{name: "no headers (" + h + ")", headers: h, rps: r, latency: lat, jitter: jit,
+			span: 24 * time.Second, ratioBar: 0.90, share429: 0.03})
+	}
+	for _, h := range []string{"seconds", "epoch"} {
+		cs = append(cs,
+			scenCase{name: "halved " + h, headers: h, rps: 40, change: 10 * time.Second, to: 20, latency: lat, jitter: jit,
+				span: 22 * time.Second, ratioBar: 0.98, share429: 0.005},
+			scenCase{name: "doubled " + h, headers: h, rps: 20, change: 10 * time.Second, to: 40, latency: lat, jitter: jit,
+				span: 20 * time.Second, ratioBar: 0.98, share429: 0.005})
+	}
+	cs = append(cs,
+		scenCase{name: "latency-bound 1s", headers: "seconds", rps: r, latency: time.Second, span: span,
+			ratioBar: 0.95, share429: 0.005},
+		scenCase{name: "latency-bound 1s --concurrency 100", headers: "seconds", rps: r, latency: time.Second, span: span,
+			args: []string{"--concurrency", "100"}, ratioBar: 0.95, share429: 0.005})
+	return cs
+}
+
+// rows returns how many input rows take c.span at the allowed rate.
+func (c scenCase) rows() int {
+	if c.to == 0 {
+		return int(c.rps * c.span.Seconds())
+	}
+	before := c.rps * c.change.Seconds()
+	return int(before + c.to*(c.span-c.change).Seconds())
+}
+
+// allowedAt returns the server's rate during second s.
+func (c scenCase) allowedAt(s int) float64 {
+	if c.to > 0 && time.Duration(s)*time.Second >= c.change {
+		return c.to
+	}
+	return c.rps
+}
+
+// scenResult is what one scenario measured.
+type scenResult struct {
+	c                 scenCase
+	allowed, achieved float64 // steady state, requests/s
+	requests, limited int64   // from the simulator
+	retries           int64   // from the run summary
+	follow            time.Duration
+	afterChange       float64 // achieved/new rate one window after the change
+	exitCode          int
+	failures          []string
+	timeline          []sim.Second
+}
+
+func TestScenarios(t *testing.T) {
+	bin := os.Getenv("PPLX_BATCH_BIN")
+	if bin == "" {
+		bin = scenBuild(t)
+	}
+	only := map[string]bool{}
+	for _, n := range splitList(os.Getenv("SCENARIOS")) {
+		only[n] = true
+	}
+	var results []scenResult
+	for _, c := range scenCases() {
+		if len(only) > 0 && !only[c.name] {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			r := scenRun(t, bin, c)
+			results = append(results, r)
+			for _, f := range r.failures {
+				t.Error(f)
+			}
+		})
+	}
+	scenTable(os.Stdout, results)
+}
+
+// scenBuild builds the binary into a temporary directory.
+func scenBuild(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pplx-batch")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+func scenRun(t *testing.T, bin string, c scenCase) scenResult {
+	dir := t.TempDir()
+	if keep := os.Getenv("SCENARIO_DIR"); keep != "" { // keep the logs
+		dir = filepath.Join(keep, strings.NewReplacer(" ", "_", "/", "_").Replace(c.name))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := scenResult{c: c}
+
+	// The simulator.
+	simArgs := []string{"sim", "--rps", fmtFloat(c.rps), "--latency", c.latency.String(),
+		"--jitter", c.jitter.String(), "--headers", c.headers, "--key", scenKey}
+	if c.to > 0 {
+		simArgs = append(simArgs, "--schedule", fmt.Sprintf("%s=%s", c.change, fmtFloat(c.to)))
+	}
+	simCmd := exec.Command(bin, simArgs...)
+	simErr, err := os.Create(filepath.Join(dir, "sim.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer simErr.Close()
+	simCmd.Stderr = simErr
+	stdout, err := simCmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := simCmd.Start(); err != nil {
+		t.Fatalf("start sim: %v", err)
+	}
+	defer func() {
+		_ = simCmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { simCmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = simCmd.Process.Kill()
+			<-done
+		}
+	}()
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			urlc <- strings.TrimSpace(sc.Text())
+		}
+		close(urlc)
+		for sc.Scan() {
+		}
+	}()
+	var base string
+	select {
+	case base = <-urlc:
+	case <-time.After(10 * time.Second):
+	}
+	if !strings.HasPrefix(base, "http://") {
+		t.Fatalf("the simulator printed no URL (got %q)", base)
+	}
+
+	// The input.
+	input := filepath.Join(dir, "in.csv")
+	var b strings.Builder
+	b.WriteString("q\n")
+	for i := range c.rows() {
+		fmt.Fprintf(&b, "scenario query %d\n", i+1)
+	}
+	if err := os.WriteFile(input, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// The run, bounded in time.
+	summary := filepath.Join(dir, "summary.json")
+	args := append([]string{"run", "--mode", "search", "--input", input, "--output", filepath.Join(dir, "out.jsonl"),
+		"--query", "{{.q}}", "--base-url", base, "--summary", summary, "--log-level", scenLogLevel(), "--log-format", "json"}, c.args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*c.span+30*time.Second)
+	defer cancel()
+	run := exec.CommandContext(ctx, bin, args...)
+	run.Env = append(scenEnv(), "PERPLEXITY_API_KEY="+scenKey)
+	runLog, err := os.Create(filepath.Join(dir, "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runLog.Close()
+	run.Stderr, run.Stdout = runLog, runLog
+	start := time.Now()
+	err = run.Run()
+	res.exitCode = run.ProcessState.ExitCode()
+	t.Logf("run took %v, exit code %d, log %s", time.Since(start).Round(time.Millisecond), res.exitCode, runLog.Name())
+	if err != nil {
+		res.failures = append(res.failures, fmt.Sprintf("run: %v (log in %s)", err, runLog.Name()))
+		if ctx.Err() != nil {
+			return res
+		}
+	}
+
+	// What the run and the server saw.
+	var sum struct {
+		Rows     struct{ Total, OK, Failed int64 }
+		Requests struct {
+			Total       int64 `json:"total"`
+			RateLimited int64 `json:"rate_limited"`
+			Retries     int64 `json:"retries"`
+		}
+	}
+	if raw, err := os.ReadFile(summary); err != nil {
+		res.failures = append(res.failures, fmt.Sprintf("summary: %v", err))
+	} else if err := json.Unmarshal(raw, &sum); err != nil {
+		res.failures = append(res.failures, fmt.Sprintf("summary: %v", err))
+	}
+	res.retries = sum.Requests.Retries
+	if sum.Rows.OK != int64(c.rows()) {
+		res.failures = append(res.failures, fmt.Sprintf("got %d ok rows, want %d", sum.Rows.OK, c.rows()))
+	}
+	rep, err := scenStats(base)
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	res.timeline = rep.Timeline
+	var tl strings.Builder
+	for _, s := range rep.Timeline {
+		fmt.Fprintf(&tl, " %d", s.Admitted)
+		if n := s.RateLimited + s.ConcurrencyLimited; n > 0 {
+			fmt.Fprintf(&tl, "(+%d 429)", n)
+		}
+	}
+	t.Logf("admitted per second:%s", tl.String())
+	res.requests = rep.Requests
+	res.limited = rep.RateLimited + rep.ConcurrencyLimited
+	scenMeasure(&res)
+	return res
+}
+
+// scenLogLevel is the run's log level: SCENARIO_LOG, else warn. The log
+// of each run is kept in its test's temporary directory.
+func scenLogLevel() string {
+	if l := os.Getenv("SCENARIO_LOG"); l != "" {
+		return l
+	}
+	return "warn"
+}
+
+// scenEnv is the environment of the run without any Perplexity settings
+// of the caller.
+func scenEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PERPLEXITY_") && !strings.HasPrefix(kv, "PPLX_API_KEY=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func scenStats(base string) (sim.StatsReport, error) {
+	var rep sim.StatsReport
+	resp, err := http.Get(base + sim.StatsPath)
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return rep, fmt.Errorf("GET %s: %s", sim.StatsPath, resp.Status)
+	}
+	return rep, json.NewDecoder(resp.Body).Decode(&rep)
+}
+
+// scenMeasure computes the figures from the timeline and checks the bars.
+func scenMeasure(r *scenResult) {
+	c, tl := r.c, r.timeline
+	first, last := -1, -1
+	for i, s := range tl {
+		if s.Admitted > 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		r.failures = append(r.failures, "the server admitted nothing")
+		return
+	}
+	// Steady state: after the warm-up, without the last two seconds (the
+	// last rows drain and the final second is partial).
+	from, to := first+int(scenWarm/time.Second), last-1
+	if to-from < 5 {
+		r.failures = append(r.failures, fmt.Sprintf("only %d seconds of steady state", to-from))
+		return
+	}
+	var got, allowed float64
+	for s := from; s < to; s++ {
+		got += float64(tl[s].Admitted)
+		allowed += c.allowedAt(s)
+	}
+	n := float64(to - from)
+	r.achieved, r.allowed = got/n, allowed/n
+	if ratio := got / allowed; ratio < c.ratioBar {
+		r.failures = append(r.failures, fmt.Sprintf("got %.3f of the allowed rate, want >= %.2f", ratio, c.ratioBar))
+	}
+	if share := r.share(); share >= c.share429 {
+		r.failures = append(r.failures, fmt.Sprintf("got %.2f%% 429s, want < %.1f%%", 100*share, 100*c.share429))
+	}
+	if c.to == 0 {
+		return
+	}
+	// The change: the mean of the 5 s from one window after it, and when
+	// every 2 s mean from then on stays within 5% of the new rate.
+	at := int(c.change / time.Second)
+	w := at + int(scenWindow/time.Second)
+	if w+5 > to {
+		r.failures = append(r.failures, "the run ended too soon after the change")
+		return
+	}
+	var sum float64
+	for s := w; s < w+5; s++ {
+		sum += float64(tl[s].Admitted)
+	}
+	r.afterChange = sum / 5 / c.to
+	if math.Abs(r.afterChange-1) > scenFollowed {
+		r.failures = append(r.failures, fmt.Sprintf("one window after the change: got %.3f of the new rate, want within ±%.0f%%",
+			r.afterChange, 100*scenFollowed))
+	}
+	follow := at
+	for s := at; s+2 <= to; s++ {
+		mean := float64(tl[s].Admitted+tl[s+1].Admitted) / 2
+		if math.Abs(mean-c.to) > scenFollowed*c.to {
+			follow = s + 1
+		}
+	}
+	r.follow = time.Duration(follow-at) * time.Second
+}
+
+func (r scenResult) share() float64 {
+	if r.requests == 0 {
+		return 0
+	}
+	return float64(r.limited) / float64(r.requests)
+}
+
+// scenTable prints the results with their bars.
+func scenTable(w *os.File, rs []scenResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "scenario\tallowed/s\tachieved/s\tratio (bar)\t429s (bar)\tretries\tfollow change (bar: ±5% after 1 window)\tresult\t")
+	for _, r := range rs {
+		c := r.c
+		ratio := 0.0
+		if r.allowed > 0 {
+			ratio = r.achieved / r.allowed
+		}
+		follow := "-"
+		if c.to > 0 {
+			follow = fmt.Sprintf("%s→%s: %.3f after 1s, ±5%% within %v", fmtFloat(c.rps), fmtFloat(c.to), r.afterChange, r.follow)
+		}
+		verdict := "ok"
+		if len(r.failures) > 0 {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.3f (≥%.2f)\t%.2f%% (<%.1f%%)\t%d\t%s\t%s\t\n",
+			c.name, r.allowed, r.achieved, ratio, c.ratioBar, 100*r.share(), 100*c.share429, r.retries, follow, verdict)
+	}
+	tw.Flush()
+}
+
+func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
