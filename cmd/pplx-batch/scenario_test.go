@@ -122,7 +122,7 @@ type scenResult struct {
 func TestScenarios(t *testing.T) {
 	bin := os.Getenv("PPLX_BATCH_BIN")
 	if bin == "" {
-		bin = scenBuild(t)
+		bin = buildBinary(t)
 	}
 	only := map[string]bool{}
 	for _, n := range splitList(os.Getenv("SCENARIOS")) {
@@ -142,18 +142,6 @@ func TestScenarios(t *testing.T) {
 		})
 	}
 	scenTable(os.Stdout, results)
-}
-
-// scenBuild builds the binary into a temporary directory.
-func scenBuild(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pplx-batch")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
 }
 
 func scenRun(t *testing.T, bin string, c scenCase) scenResult {
