@@ -324,3 +324,16 @@ func TestSecondSignalOrGraceCancelsRequestsInFlight(t *testing.T) {
 		})
 	}
 }
+
+func TestResumeHintAfterRestart(t *testing.T) {
+	// A job file that always starts over (restart: true) must not tell the
+	// user to run the same command, which would throw the journal away.
+	ts, _ := startSim(t, sim.Config{Key: "another-key"})
+	dir := t.TempDir()
+	in := writeFile(t, "in.csv", companies(5))
+	r := runMain(t, "", keyEnv(), "run", "--input", in, "--output", filepath.Join(dir, "o.jsonl"), "--query", "{{.company}}",
+		"--restart", "--base-url", ts.URL)
+	if r.code != exitAborted || !strings.Contains(r.stderr, "--restart=false to resume") {
+		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}

@@ -387,9 +387,6 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	interrupted := errors.Is(runErr, pipeline.ErrStopped) || errors.Is(runErr, context.Canceled)
 	aborted := errors.As(runErr, &fatal)
 	complete := runErr == nil
-	if runErr != nil && !interrupted && !aborted {
-		log.Error().Err(runErr).Msg("run failed")
-	}
 	// Write every finished row, whatever stopped the run.
 	final, err := out.finish(complete, stats.Read)
 	if err != nil {
@@ -415,12 +412,12 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	case aborted:
 		fmt.Fprintf(e.stderr, "pplx-batch: aborted: %v\n", fatal.Err)
 		if out.resumable() {
-			fmt.Fprintln(e.stderr, "pplx-batch: fix the cause and run the same command again to resume")
+			fmt.Fprintf(e.stderr, "pplx-batch: fix the cause and %s\n", resumeHint(f))
 		}
 		return code, nil
 	case interrupted:
 		if out.resumable() {
-			fmt.Fprintln(e.stderr, "pplx-batch: interrupted; run the same command again to resume")
+			fmt.Fprintf(e.stderr, "pplx-batch: interrupted; %s\n", resumeHint(f))
 		} else {
 			fmt.Fprintln(e.stderr, "pplx-batch: interrupted")
 		}
@@ -429,6 +426,15 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 		return code, runErr
 	}
 	return code, nil
+}
+
+// resumeHint tells how to resume the run: the same command, unless it
+// asked to start over.
+func resumeHint(f *runFlags) string {
+	if f.restart {
+		return "run the same command with --restart=false to resume"
+	}
+	return "run the same command again to resume"
 }
 
 func openSource(path, format string, e env) (*source.Reader, error) {
