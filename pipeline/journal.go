@@ -29,7 +29,7 @@ const maxJournalLine = 256 << 20
 // resumable. It is an append-only JSONL file: one line per finished
 // [Result], written and handed to the operating system as soon as the row
 // is finished, so a killed process loses no answer, and synced to stable
-// storage at least every SyncInterval. A row may appear more than once (a
+// storage every DefaultSyncInterval. A row may appear more than once (a
 // failed row answered by a later run, a row whose request changed); the
 // last line of a row wins.
 //
@@ -40,10 +40,6 @@ const maxJournalLine = 256 << 20
 // Memory: the index holds 7 bytes per input row (part of the request hash,
 // the state, the number of lines); the answers themselves stay on disk.
 type Journal struct {
-	// SyncInterval is the longest time between two syncs of the file to
-	// stable storage while writing; 0 means DefaultSyncInterval.
-	SyncInterval time.Duration
-
 	path string
 
 	mu       sync.RWMutex
@@ -51,7 +47,9 @@ type Journal struct {
 	w        *bufio.Writer
 	size     int64
 	index    rowIndex
-	lastSync time.Time
+	dirty    bool          // written since the last sync
+	stopSync chan struct{} // closed by Close to end syncLoop
+	synced   chan struct{} // closed when syncLoop has ended
 	err      error
 }
 
@@ -153,7 +151,8 @@ func OpenJournal(path string) (*Journal, error) {
 		}
 		j.size = int64(len(journalMagic) + 1)
 	}
-	j.lastSync = time.Now()
+	j.stopSync, j.synced = make(chan struct{}), make(chan struct{})
+	go j.syncLoop(DefaultSyncInterval)
 	return j, nil
 }
 
@@ -303,27 +302,52 @@ func (j *Journal) Write(r Result) error {
 	}
 	j.size += int64(len(b)) + 1
 	j.index.add(r.Row.Row, r.RequestHash, r.Status == sink.StatusOK)
-	interval := j.SyncInterval
-	if interval <= 0 {
-		interval = DefaultSyncInterval
-	}
-	if time.Since(j.lastSync) >= interval {
-		if err := j.f.Sync(); err != nil {
-			j.err = fmt.Errorf("journal %s: %w", j.path, err)
-			return j.err
-		}
-		j.lastSync = time.Now()
-	}
+	j.dirty = true
 	return nil
+}
+
+// syncLoop forces what was written to stable storage every interval, so a
+// power cut loses at most that much, without making any Write wait for the
+// disk. It ends when Close closes stopSync.
+func (j *Journal) syncLoop(interval time.Duration) {
+	defer close(j.synced)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stopSync:
+			return
+		case <-t.C:
+		}
+		j.mu.Lock()
+		dirty := j.dirty && j.err == nil
+		j.dirty = false
+		j.mu.Unlock()
+		if !dirty {
+			continue
+		}
+		// The file stays open until Close, which waits for this loop: the
+		// sync need not hold the lock, so writers never wait for the disk.
+		if err := j.f.Sync(); err != nil {
+			j.mu.Lock()
+			j.err = fmt.Errorf("journal %s: %w", j.path, err)
+			j.mu.Unlock()
+		}
+	}
 }
 
 // Close flushes and syncs the journal and closes its file.
 func (j *Journal) Close() error {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.f == nil {
+		j.mu.Unlock()
 		return j.err
 	}
+	j.mu.Unlock()
+	close(j.stopSync)
+	<-j.synced
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	err := j.err
 	if ferr := j.w.Flush(); err == nil && ferr != nil {
 		err = ferr
