@@ -10,8 +10,10 @@ PKGS    := ./...
 
 all: build
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/pplx-batch
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pplx-batch
 
 test:
 	$(GO) test -race $(PKGS)
