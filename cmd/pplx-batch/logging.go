@@ -22,7 +22,9 @@ func newLogger(stderr io.Writer, level, format string) (zerolog.Logger, *statusW
 	if isTerminal(stderr) {
 		sw = &statusWriter{w: stderr}
 	}
-	var w io.Writer = stderr
+	// Workers log concurrently: every event must reach stderr in one
+	// piece, whatever stderr is (statusWriter locks by itself).
+	var w io.Writer = zerolog.SyncWriter(stderr)
 	if sw != nil {
 		w = sw
 	}
