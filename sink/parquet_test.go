@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -129,7 +130,7 @@ func TestParquetRoundTripFields(t *testing.T) {
 		{"negative and large numbers", []Row{{
 			Row: 1<<62 + 5, HTTPStatus: -1, Attempts: 1 << 40, LatencyMS: -7,
 			Input: json.RawMessage(`{"a":"b"}`),
-			Usage: &Usage{PromptTokens: -1, CompletionTokens: 1 << 50, CostUSD: ptr(-0.0)},
+			Usage: &Usage{PromptTokens: -1, CompletionTokens: 1 << 50, CostUSD: ptr(math.Copysign(0, -1))},
 		}}},
 		{"many list items", []Row{{
 			Input:     json.RawMessage(`{"a":"b"}`),
@@ -620,9 +621,9 @@ func TestParquetWriterErrorIsSticky(t *testing.T) {
 func TestParquetMemoryBounded(t *testing.T) {
 	n := 100_000
 	if raceEnabled || testing.Short() {
-		n = 20_000
+		n = 40_000
 	}
-	const groupRows = 2_000
+	const groupRows = 2_000 // n is a multiple: both heap readings follow a flush
 	w, err := NewParquet(io.Discard, ParquetOptions{RowGroupRows: groupRows, Compression: "none"})
 	if err != nil {
 		t.Fatal(err)
@@ -648,7 +649,7 @@ func TestParquetMemoryBounded(t *testing.T) {
 		if err := w.Write(row); err != nil {
 			t.Fatal(err)
 		}
-		if i == 2*groupRows {
+		if i == 2*groupRows-1 {
 			base = heapAt()
 			written = 0
 		}
