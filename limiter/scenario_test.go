@@ -19,7 +19,6 @@ import (
 // takes its latency → the answer travels back → Release, as the pipeline
 // does (a 429 is retried at once; the backlog never ends).
 type scenario struct {
-	name     string
 	style    string     // header style of the model
 	segs     []modelSeg // the server's rate over time
 	window   time.Duration

@@ -232,8 +232,10 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 			return failRow(row, oneLine(err)), true
 		}
 		if n >= p.Job.MaxRetries {
+			p.Log.Debug().Int64("row", row.Row).Int("attempts", n+1).Err(err).Msg("row failed: retries spent")
 			return failRow(row, oneLine(err)), true
 		}
+		p.Log.Debug().Int64("row", row.Row).Int("attempt", n+1).Int("status", out.Status).Err(err).Msg("retrying")
 		// A 429 pauses the shared limiter for every worker; waiting on our
 		// own as well would only lose throughput.
 		if out.Status == http.StatusTooManyRequests {

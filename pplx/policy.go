@@ -97,14 +97,8 @@ func (b Backoff) Delay(attempt int, err error, rnd func() float64) time.Duration
 	if hint <= 0 {
 		hint = MaxRetryAfter
 	}
-	if ae, ok := errors.AsType[*APIError](err); ok && ae.Header != nil {
-		now := time.Now()
-		if d, err := http.ParseTime(ae.Header.Get("Date")); err == nil {
-			now = d
-		}
-		if d, ok := retryAfter(ae.Header, now, hint); ok {
-			return d
-		}
+	if d, ok := hintDelay(err, hint); ok {
+		return d
 	}
 	step := ceil
 	if attempt = max(attempt, 0); attempt < 40 {

@@ -140,14 +140,8 @@ func isPermanentNetError(err error) bool {
 // Float64. A negative attempt counts as 0. RetryDelay is safe for
 // concurrent use if rnd is.
 func RetryDelay(attempt int, err error, rnd func() float64) time.Duration {
-	if ae, ok := errors.AsType[*APIError](err); ok && ae.Header != nil {
-		now := time.Now()
-		if d, err := http.ParseTime(ae.Header.Get("Date")); err == nil {
-			now = d
-		}
-		if d, ok := RetryAfter(ae.Header, now); ok {
-			return d
-		}
+	if d, ok := hintDelay(err, MaxRetryAfter); ok {
+		return d
 	}
 	attempt = max(attempt, 0)
 	step := retryMax
@@ -229,8 +223,21 @@ func parseDecimal(s string) (float64, bool) {
 	return f, true
 }
 
-// clampDelay converts nanoseconds to a Duration in [0, MaxRetryAfter].
-func clampDelay(ns float64) time.Duration { return clampTo(ns, MaxRetryAfter) }
+// hintDelay returns the delay the response behind err asks for before a
+// retry (retry-after-ms, else Retry-After), clamped to [0, limit]. An
+// HTTP-date is measured against the response's Date header when it has one,
+// so the server's clock is the reference.
+func hintDelay(err error, limit time.Duration) (time.Duration, bool) {
+	ae, ok := errors.AsType[*APIError](err)
+	if !ok || ae.Header == nil {
+		return 0, false
+	}
+	now := time.Now()
+	if d, err := http.ParseTime(ae.Header.Get("Date")); err == nil {
+		now = d
+	}
+	return retryAfter(ae.Header, now, limit)
+}
 
 // clampTo converts nanoseconds to a Duration in [0, limit].
 func clampTo(ns float64, limit time.Duration) time.Duration {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -464,7 +465,7 @@ func checkTemplate(j pipeline.Job, columns []string) error {
 	for _, c := range columns {
 		row[c] = ""
 	}
-	if err := j.Template.Execute(discard{}, row); err != nil {
+	if err := j.Template.Execute(io.Discard, row); err != nil {
 		return usagef("template does not fit the input: %v (the columns are: %s)", err, strings.Join(columns, ", "))
 	}
 	if j.IDColumn != "" && !slices.Contains(columns, j.IDColumn) {
@@ -472,7 +473,3 @@ func checkTemplate(j pipeline.Job, columns []string) error {
 	}
 	return nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
