@@ -279,17 +279,17 @@ type AgentEvent struct {
 
 // Stream event types. The terminal ones end a stream: exactly one arrives.
 const (
-	EventCreated          = "response.created"
-	EventInProgress       = "response.in_progress"
-	EventOutputItemAdded  = "response.output_item.added"
-	EventOutputItemDone   = "response.output_item.done"
-	EventOutputTextDelta  = "response.output_text.delta"
-	EventOutputTextDone   = "response.output_text.done"
-	EventCompleted        = "response.completed"
-	EventIncomplete       = "response.incomplete"
-	EventFailed           = "response.failed"
-	EventCancelled        = "response.cancelled"
-	EventError            = "error"
+	EventCreated         = "response.created"
+	EventInProgress      = "response.in_progress"
+	EventOutputItemAdded = "response.output_item.added"
+	EventOutputItemDone  = "response.output_item.done"
+	EventOutputTextDelta = "response.output_text.delta"
+	EventOutputTextDone  = "response.output_text.done"
+	EventCompleted       = "response.completed"
+	EventIncomplete      = "response.incomplete"
+	EventFailed          = "response.failed"
+	EventCancelled       = "response.cancelled"
+	EventError           = "error"
 )
 
 // TerminalEvent reports whether a stream event of this type ends the
