@@ -83,8 +83,9 @@ func TestDuckDBReadsParquet(t *testing.T) {
 		{"results", "STRUCT(title VARCHAR, url VARCHAR, snippet VARCHAR, date VARCHAR, last_updated VARCHAR)[]"},
 		{"content", "VARCHAR"},
 		{"citations", "VARCHAR[]"},
-		{"search_results", "STRUCT(title VARCHAR, url VARCHAR, date VARCHAR, snippet VARCHAR)[]"},
+		{"search_results", "STRUCT(id BIGINT, title VARCHAR, url VARCHAR, date VARCHAR, snippet VARCHAR)[]"},
 		{"usage", "STRUCT(prompt_tokens BIGINT, completion_tokens BIGINT, total_tokens BIGINT, cost_usd DOUBLE)"},
+		{"model", "VARCHAR"},
 	}
 	if len(got.Describe) != len(wantDescribe) {
 		t.Fatalf("DESCRIBE: got %d columns %v, want %d", len(got.Describe), got.Describe, len(wantDescribe))

@@ -34,7 +34,7 @@ func sampleRows() []Row {
 			HTTPStatus: 200, Attempts: 2, LatencyMS: 1234, RequestID: "req-2",
 			Content:       "The answer — with “quotes” and\nnewlines\ttabs.",
 			Citations:     []string{"https://c1.example", ""},
-			SearchResults: []Source{{Title: "S", URL: "https://s.example", Date: "2025-05-05", Snippet: "snip"}},
+			SearchResults: []Source{{ID: 3, Title: "S", URL: "https://s.example", Date: "2025-05-05", Snippet: "snip"}},
 			Usage:         &Usage{PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, CostUSD: ptr(0.0125)},
 		},
 		{
@@ -127,12 +127,12 @@ func TestJSONLFormat(t *testing.T) {
 		{
 			name: "nil slices and usage are null, html is not escaped",
 			row:  Row{ID: "a<b>&", Row: 7, Status: StatusOK, Input: json.RawMessage(`{"q": "x & y"}`)},
-			want: `{"id":"a<b>&","row":7,"status":"ok","error":"","input":{"q":"x & y"},"http_status":0,"attempts":0,"latency_ms":0,"request_id":"","results":null,"content":"","citations":null,"search_results":null,"usage":null}` + "\n",
+			want: `{"id":"a<b>&","row":7,"status":"ok","error":"","input":{"q":"x & y"},"http_status":0,"attempts":0,"latency_ms":0,"request_id":"","results":null,"content":"","citations":null,"search_results":null,"usage":null,"model":""}` + "\n",
 		},
 		{
 			name: "empty slices, usage without cost",
 			row:  Row{Results: []SearchResult{}, Citations: []string{}, SearchResults: []Source{}, Usage: &Usage{TotalTokens: 3}},
-			want: `{"id":"","row":0,"status":"","error":"","input":null,"http_status":0,"attempts":0,"latency_ms":0,"request_id":"","results":[],"content":"","citations":[],"search_results":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":3,"cost_usd":null}}` + "\n",
+			want: `{"id":"","row":0,"status":"","error":"","input":null,"http_status":0,"attempts":0,"latency_ms":0,"request_id":"","results":[],"content":"","citations":[],"search_results":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":3,"cost_usd":null},"model":""}` + "\n",
 		},
 	}
 	for _, tt := range tests {
@@ -334,6 +334,6 @@ func ExampleJSONL() {
 		fmt.Println(err)
 	}
 	// Output:
-	// {"id":"acme","row":1,"status":"ok","error":"","input":{"company":"Acme & Co"},"http_status":0,"attempts":0,"latency_ms":0,"request_id":"","results":[{"title":"Acme","url":"https://acme.example","snippet":"","date":"","last_updated":""}],"content":"","citations":null,"search_results":null,"usage":null}
-	// {"id":"2","row":2,"status":"error","error":"http 429","input":null,"http_status":0,"attempts":0,"latency_ms":0,"request_id":"","results":null,"content":"","citations":null,"search_results":null,"usage":null}
+	// {"id":"acme","row":1,"status":"ok","error":"","input":{"company":"Acme & Co"},"http_status":0,"attempts":0,"latency_ms":0,"request_id":"","results":[{"title":"Acme","url":"https://acme.example","snippet":"","date":"","last_updated":""}],"content":"","citations":null,"search_results":null,"usage":null,"model":""}
+	// {"id":"2","row":2,"status":"error","error":"http 429","input":null,"http_status":0,"attempts":0,"latency_ms":0,"request_id":"","results":null,"content":"","citations":null,"search_results":null,"usage":null,"model":""}
 }

@@ -55,13 +55,15 @@ type ParquetOptions struct {
 //	results      optional LIST of struct{title, url, snippet, date,
 //	             last_updated: required UTF8}
 //	citations    optional LIST of required UTF8
-//	search_results optional LIST of struct{title, url, date, snippet}
+//	search_results optional LIST of struct{id: required INT64; title, url,
+//	             date, snippet: required UTF8}
 //	usage        optional struct{prompt_tokens, completion_tokens,
 //	             total_tokens: required INT64; cost_usd: optional DOUBLE}
+//	model        required UTF8
 //
 // (the exact order is id, row, status, error, input, input_extra,
 // http_status, attempts, latency_ms, request_id, results, content,
-// citations, search_results, usage). Lists use the standard three-level
+// citations, search_results, usage, model). Lists use the standard three-level
 // LIST layout with the names list and element. A nil slice is written as a
 // null list, an empty slice as an empty list; a nil Usage or CostUSD as
 // null.
@@ -388,6 +390,7 @@ func newLayout(keys []string) *layout {
 		field("content", str()),
 		field("citations", parquet.Optional(parquet.List(str()))),
 		field("search_results", parquet.Optional(parquet.List(group(
+			field("id", i64()),
 			field("title", str()),
 			field("url", str()),
 			field("date", str()),
@@ -399,6 +402,7 @@ func newLayout(keys []string) *layout {
 			field("total_tokens", i64()),
 			field("cost_usd", parquet.Optional(parquet.Leaf(parquet.DoubleType))),
 		))),
+		field("model", str()),
 	)
 	l.schema = parquet.NewSchema("pplx_batch", group(fields...))
 	return l
@@ -431,6 +435,7 @@ func (p *Parquet) encode(r *Row, members []member) parquet.Row {
 	e.structList(len(cs), cs == nil, func(i int) string { return cs[i] })
 
 	ss := r.SearchResults
+	e.intList(len(ss), ss == nil, func(i int) int64 { return ss[i].ID })
 	e.structList(len(ss), ss == nil, func(i int) string { return ss[i].Title })
 	e.structList(len(ss), ss == nil, func(i int) string { return ss[i].URL })
 	e.structList(len(ss), ss == nil, func(i int) string { return ss[i].Date })
@@ -451,6 +456,7 @@ func (p *Parquet) encode(r *Row, members []member) parquet.Row {
 			e.col++
 		}
 	}
+	e.str(r.Model)
 	return e.vals
 }
 
@@ -600,6 +606,21 @@ func (e *rowEncoder) structList(n int, isNil bool, at func(i int) string) {
 	default:
 		for i := range n {
 			e.add(strValue(at(i)), min(i, 1), 2)
+		}
+	}
+	e.col++
+}
+
+// intList is structList for an INT64 leaf.
+func (e *rowEncoder) intList(n int, isNil bool, at func(i int) int64) {
+	switch {
+	case isNil:
+		e.add(parquet.Value{}, 0, 0)
+	case n == 0:
+		e.add(parquet.Value{}, 0, 1)
+	default:
+		for i := range n {
+			e.add(parquet.Int64Value(at(i)), min(i, 1), 2)
 		}
 	}
 	e.col++

@@ -76,7 +76,7 @@ func wantParquet(r Row) map[string]any {
 	m := map[string]any{
 		"id": r.ID, "row": r.Row, "status": r.Status, "error": r.Error,
 		"http_status": int64(r.HTTPStatus), "attempts": int64(r.Attempts),
-		"latency_ms": r.LatencyMS, "request_id": r.RequestID, "content": r.Content,
+		"latency_ms": r.LatencyMS, "request_id": r.RequestID, "content": r.Content, "model": r.Model,
 		"results": nil, "citations": nil, "search_results": nil, "usage": nil,
 	}
 	if r.Results != nil {
@@ -96,7 +96,7 @@ func wantParquet(r Row) map[string]any {
 	if r.SearchResults != nil {
 		l := []any{}
 		for _, s := range r.SearchResults {
-			l = append(l, map[string]any{"title": s.Title, "url": s.URL, "date": s.Date, "snippet": s.Snippet})
+			l = append(l, map[string]any{"id": s.ID, "title": s.Title, "url": s.URL, "date": s.Date, "snippet": s.Snippet})
 		}
 		m["search_results"] = l
 	}

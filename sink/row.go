@@ -25,11 +25,13 @@ type Row struct {
 	// Search mode.
 	Results []SearchResult `json:"results"`
 
-	// Chat mode.
+	// Agent and chat modes.
 	Content       string   `json:"content"`
 	Citations     []string `json:"citations"`
 	SearchResults []Source `json:"search_results"`
 	Usage         *Usage   `json:"usage"`
+	// Model is the model that served an agent answer.
+	Model string `json:"model"`
 }
 
 // SearchResult is one result of the Search API.
@@ -41,15 +43,17 @@ type SearchResult struct {
 	LastUpdated string `json:"last_updated"`
 }
 
-// Source is one search result a chat answer drew on.
+// Source is one search result an agent or chat answer drew on. ID is the
+// number that the answer's [n] markers point at (0 when the API gave none).
 type Source struct {
+	ID      int64  `json:"id"`
 	Title   string `json:"title"`
 	URL     string `json:"url"`
 	Date    string `json:"date"`
 	Snippet string `json:"snippet"`
 }
 
-// Usage is the token usage and cost of one chat answer. CostUSD is nil when
+// Usage is the token usage and cost of one agent or chat answer. CostUSD is nil when
 // the API did not report a cost.
 type Usage struct {
 	PromptTokens     int64    `json:"prompt_tokens"`
