@@ -217,22 +217,33 @@ func (c *Client) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, *Me
 // body the caller must finish; otherwise it returns an error and has closed
 // the body.
 func (c *Client) post(ctx context.Context, path string, in any, stream bool) (*http.Response, *Meta, error) {
+	return c.send(ctx, http.MethodPost, path, in, stream)
+}
+
+// send is post for any method; a nil in sends no body.
+func (c *Client) send(ctx context.Context, method, path string, in any, stream bool) (*http.Response, *Meta, error) {
 	meta := &Meta{}
 	if c.urlErr != nil {
 		return nil, meta, c.urlErr
 	}
-	body, err := json.Marshal(in)
-	if err != nil {
-		return nil, meta, fmt.Errorf("pplx: encode %s request: %w", path, err)
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, meta, fmt.Errorf("pplx: encode %s request: %w", path, err)
+		}
+		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		// Not wrapped: a *url.Error here is a bad URL, not a network
 		// failure, and must not look retryable.
 		return nil, meta, fmt.Errorf("pplx: build %s request: %s", path, c.redact(err.Error()))
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Content-Type", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if stream {
 		req.Header.Set("Accept", "text/event-stream")
 	} else {

@@ -11,11 +11,12 @@ import (
 	"unicode/utf8"
 )
 
-// ErrTruncatedStream reports a chat stream that ended (cleanly or by a cut
-// connection) before its "data: [DONE]" frame. Errors returned for such
+// ErrTruncatedStream reports a stream that ended (cleanly or by a cut
+// connection) before its final event: a chat stream before its "data: [DONE]"
+// frame, an Agent API stream before its terminal event. Errors returned for such
 // streams are *[StreamError] values that match it with [errors.Is]. A
 // truncated stream is [Retryable].
-var ErrTruncatedStream = errors.New("pplx: stream ended before [DONE]")
+var ErrTruncatedStream = errors.New("pplx: stream ended before its final event")
 
 // ErrTooLarge reports a response body or a server-sent event larger than
 // this package reads ([MaxBodyBytes], [MaxEventBytes]). It is not
@@ -102,8 +103,9 @@ func (e *DecodeError) Error() string {
 // Unwrap returns Err.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// StreamError reports a chat stream that ended before its "data: [DONE]"
-// frame. It matches [ErrTruncatedStream] with [errors.Is], and also
+// StreamError reports a stream that ended before its final event: a chat stream
+// before its "data: [DONE]" frame, an Agent API stream before its terminal
+// event. It matches [ErrTruncatedStream] with [errors.Is], and also
 // matches Err, the read error that ended the stream (nil for a clean end
 // of the body, io.ErrUnexpectedEOF when it ended mid-event, or a network
 // error such as a connection reset).
@@ -117,9 +119,9 @@ type StreamError struct {
 // Error returns one line naming the number of events read and the cause.
 func (e *StreamError) Error() string {
 	if e.Err == nil {
-		return fmt.Sprintf("pplx: stream ended before [DONE] after %d events", e.Events)
+		return fmt.Sprintf("pplx: stream ended before its final event after %d events", e.Events)
 	}
-	return fmt.Sprintf("pplx: stream ended before [DONE] after %d events: %v", e.Events, e.Err)
+	return fmt.Sprintf("pplx: stream ended before its final event after %d events: %v", e.Events, e.Err)
 }
 
 // Unwrap returns [ErrTruncatedStream] and Err.

@@ -132,9 +132,9 @@ func TestStreamErrorIs(t *testing.T) {
 		msg  string
 	}{
 		{"clean", &StreamError{Events: 3}, []error{ErrTruncatedStream},
-			"pplx: stream ended before [DONE] after 3 events"},
+			"pplx: stream ended before its final event after 3 events"},
 		{"cause", &StreamError{Events: 1, Err: errTest}, []error{ErrTruncatedStream, errTest},
-			"pplx: stream ended before [DONE] after 1 events: test"},
+			"pplx: stream ended before its final event after 1 events: test"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,15 +14,18 @@ type Class int
 // The classes of [Classify].
 const (
 	// ClassRetry: the request may succeed if sent again (408, 409, 429,
-	// 5xx, network errors, a stream cut before [DONE], a 2xx body that is
-	// not JSON), unless the server said "x-should-retry: false".
+	// 5xx, network errors, a stream cut before its final event, a 2xx
+	// body that is not JSON, an Agent API run that failed), unless the
+	// server said "x-should-retry: false".
 	ClassRetry Class = iota + 1
-	// ClassRow: the request itself is wrong (400, 404, 413, 422, ...);
-	// sending it again cannot help, but other rows may succeed.
+	// ClassRow: the request itself is wrong (400, 404, 413, 422, ...), or
+	// its Agent API run was cancelled or is incomplete; sending it again
+	// cannot help, but other rows may succeed.
 	ClassRow
 	// ClassJob: the account cannot make requests at all (401, 402, 403, or
-	// an error type naming quota, billing or credits); every other row
-	// would fail the same way, so the job must stop.
+	// an error type naming quota, billing or credits), or the endpoint is
+	// retired ([RetiredChat]); every other row would fail the same way,
+	// so the job must stop.
 	ClassJob
 )
 
@@ -40,27 +43,43 @@ func (c Class) String() string {
 }
 
 // Classify returns the [Class] of the error of a failed request. nil and
-// errors it does not know are ClassRow. It is safe for concurrent use.
+// errors it does not know are ClassRow. A [*RunError] has the class its
+// documentation gives. It is safe for concurrent use.
 func Classify(err error) Class {
 	if err == nil {
 		return ClassRow
+	}
+	if re, ok := errors.AsType[*RunError](err); ok {
+		return re.class()
+	}
+	if RetiredChat(err) {
+		return ClassJob
 	}
 	if ae, ok := errors.AsType[*APIError](err); ok {
 		switch ae.StatusCode {
 		case http.StatusUnauthorized, http.StatusPaymentRequired, http.StatusForbidden:
 			return ClassJob
 		}
-		t := strings.ToLower(ae.Type + " " + ae.Message)
-		for _, w := range []string{"insufficient_quota", "quota exceeded", "exceeded your quota", "billing", "insufficient credit", "out of credits"} {
-			if strings.Contains(t, w) {
-				return ClassJob
-			}
+		if quotaText(ae.Type + " " + ae.Message) {
+			return ClassJob
 		}
 	}
 	if Retryable(err) {
 		return ClassRetry
 	}
 	return ClassRow
+}
+
+// quotaText reports whether an error's type or message names an exhausted
+// quota, billing problem or lack of credit.
+func quotaText(s string) bool {
+	s = strings.ToLower(s)
+	for _, w := range []string{"insufficient_quota", "quota exceeded", "exceeded your quota", "billing", "insufficient credit", "out of credits"} {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // Backoff computes how long to wait before retrying a failed request:

@@ -36,6 +36,8 @@ const (
 //     carries no HTTP error status, so has the stream's 2xx status (a
 //     server failure mid-answer);
 //     "x-should-retry: false" makes any APIError final;
+//   - a [*RunError] of ClassRetry: an Agent API run that failed, unless
+//     its error code is a client error status (see [RunError]);
 //   - a truncated stream ([ErrTruncatedStream]) and a 2xx body that is not
 //     valid JSON ([*DecodeError]), unless it was too large ([ErrTooLarge]);
 //   - network errors: connection reset, refused or aborted, broken pipe,
@@ -50,6 +52,9 @@ const (
 func Retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
+	}
+	if re, ok := errors.AsType[*RunError](err); ok {
+		return re.class() == ClassRetry
 	}
 	if ae, ok := errors.AsType[*APIError](err); ok {
 		switch strings.ToLower(strings.TrimSpace(ae.Header.Get("x-should-retry"))) {
