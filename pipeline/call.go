@@ -23,25 +23,20 @@ import (
 type Request struct {
 	// ID identifies the row: the Job's IDColumn value, or the row number.
 	ID string
-	// Endpoint is pplx.SearchPath or pplx.ChatPath.
+	// Endpoint is the path of the endpoint the request goes to, such as
+	// pplx.SearchPath.
 	Endpoint string
-	// Bucket names the rate-limit bucket (limiter.SearchBucket, or
-	// limiter.ChatBucket of the model).
+	// Bucket names the rate-limit bucket that paces the request.
 	Bucket string
 	// Hash identifies the request: rows whose requests hash the same get
-	// the same answer. Streaming does not count.
+	// the same answer. How the answer travels (streamed, as a background
+	// run) does not count.
 	Hash string
-	// Search or Chat is the body, by the Job's Mode.
-	Search *pplx.SearchRequest
-	Chat   *pplx.ChatRequest
-}
+	// Body is the request body: a *pplx.SearchRequest, *pplx.AgentRequest
+	// or *pplx.ChatRequest, by the Job's Mode.
+	Body any
 
-// Body returns the request body (Search or Chat).
-func (r *Request) Body() any {
-	if r.Chat != nil {
-		return r.Chat
-	}
-	return r.Search
+	mode endpoint
 }
 
 // Request renders the API request of rec. The error, a problem of this
@@ -56,29 +51,18 @@ func (j *Job) Request(rec source.Record) (*Request, error) {
 		}
 		r.ID = fmt.Sprint(v)
 	}
+	r.mode = j.Mode.endpoint()
+	if r.mode == nil {
+		return r, errMode(j.Mode)
+	}
 	text, err := j.render(rec.Values)
 	if err != nil {
 		return r, fmt.Errorf("template: row %d: %w", rec.Row, err)
 	}
-	switch j.Mode {
-	case ModeChat:
-		req := j.Chat
-		if req.Model == "" {
-			req.Model = "sonar"
-		}
-		req.Messages = nil
-		if j.System != "" {
-			req.Messages = append(req.Messages, pplx.Message{Role: "system", Content: j.System})
-		}
-		req.Messages = append(req.Messages, pplx.Message{Role: "user", Content: text})
-		h := req
-		h.Stream = false // how the answer travels does not change it
-		r.Endpoint, r.Bucket, r.Hash, r.Chat = pplx.ChatPath, limiter.ChatBucket(req.Model), requestHash(pplx.ChatPath, &h), &req
-	default:
-		req := j.Search
-		req.Query = pplx.Query{text}
-		r.Endpoint, r.Bucket, r.Hash, r.Search = pplx.SearchPath, limiter.SearchBucket, requestHash(pplx.SearchPath, &req), &req
-	}
+	var hashed any
+	r.Body, hashed, r.Bucket = r.mode.build(j, text)
+	r.Endpoint = r.mode.path()
+	r.Hash = requestHash(r.Endpoint, hashed)
 	return r, nil
 }
 
@@ -96,49 +80,18 @@ func (p *Pipeline) process(ctx, stopCtx context.Context, stop context.CancelCaus
 		Input: it.rec.Raw,
 	}
 	if it.err != nil {
-		return Result{Row: failRow(row, it.err.Error())}, true
+		return Result{Row: failRow(row, it.err)}, true
 	}
 	req, err := p.Job.Request(it.rec)
 	row.ID = req.ID
 	if err != nil {
-		return Result{Row: failRow(row, err.Error())}, true
-	}
-	est := p.estimate(req.Body())
-	// attempt sends the request once and returns what it cost.
-	var attempt func(context.Context, *sink.Row) (*pplx.Meta, float64, error)
-	if req.Chat != nil {
-		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, float64, error) {
-			resp, meta, err := p.Client.Chat(ctx, req.Chat)
-			if err != nil {
-				return meta, 0, err
-			}
-			fillChat(row, resp)
-			st.addTokens(resp.Usage)
-			if u := resp.Usage; u != nil {
-				if u.Cost != nil {
-					return meta, u.Cost.TotalCost, nil
-				}
-				if c, ok := pplx.ChatCost(req.Chat, *u); ok {
-					return meta, c.TotalCost, nil // priced from the tokens
-				}
-			}
-			return meta, est, nil
-		}
-	} else {
-		attempt = func(ctx context.Context, row *sink.Row) (*pplx.Meta, float64, error) {
-			resp, meta, err := p.Client.Search(ctx, req.Search)
-			if err != nil {
-				return meta, 0, err // failed searches are not billed
-			}
-			fillSearch(row, resp)
-			return meta, est, nil
-		}
+		return Result{Row: failRow(row, err)}, true
 	}
 	if p.Resume != nil && p.Resume.Done(it.rec.Row, req.Hash) {
 		st.skipped.Add(1)
 		return Result{}, false
 	}
-	row, ok := p.call(ctx, stopCtx, stop, row, req.Bucket, est, st, attempt)
+	row, ok := p.call(ctx, stopCtx, stop, row, req, st)
 	return Result{Row: row, RequestHash: req.Hash}, ok
 }
 
@@ -171,80 +124,132 @@ func (j *Job) render(values map[string]any) (string, error) {
 	return s, nil
 }
 
-// call runs attempt until it succeeds, fails for good, or the retries are
+// call sends req until it is answered, fails for good, or the retries are
 // spent, and returns the finished row. ok is false when the row was not
 // finished because the job stopped or was cancelled. Each attempt first
-// passes the rate limiter of bucket.
-func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFunc, row sink.Row, bucket string,
-	est float64, st *counters, attempt func(context.Context, *sink.Row) (*pplx.Meta, float64, error)) (sink.Row, bool) {
-	lim := p.Limiters.Get(bucket)
+// passes the budget and the rate limiter of the request's bucket. A
+// background run that an earlier run of the job submitted is collected
+// instead of being submitted again.
+func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFunc, row sink.Row, req *Request, st *counters) (sink.Row, bool) {
+	lim := p.Limiters.Get(req.Bucket)
 	timeout := p.Job.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	est := p.estimate(req.Body)
+	var pending string
+	if p.Runs != nil {
+		pending, _ = p.Runs.Pending(row.Row, req.Hash)
+	}
 	for n := 0; ; n++ {
-		if err := st.reserve(est, p.Job.MaxCostUSD); err != nil {
-			stop(&FatalError{Row: row.Row, Err: err})
-			return row, false
-		}
-		t, err := lim.Acquire(stopCtx)
-		if err != nil {
-			st.settle(est, 0)
-			return row, false // stopped while waiting: not sent
-		}
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		st.inFlight.Add(1)
-		meta, spent, err := attempt(actx, &row)
-		st.inFlight.Add(-1)
-		st.settle(est, spent)
-		cancel()
-		row.Attempts = n + 1
-		st.requests.Add(1)
-		if n > 0 {
-			st.retries.Add(1)
-		}
-		out := limiter.Outcome{Err: err}
-		if meta != nil {
-			out.Status, out.Header, out.Latency = meta.StatusCode, meta.Header, meta.Latency
-			row.HTTPStatus = meta.StatusCode
-			row.RequestID = meta.RequestID
-			row.LatencyMS = meta.Latency.Milliseconds()
-			if meta.StatusCode != 0 {
-				st.latency(meta.Latency)
+		var (
+			s   sent
+			err error
+		)
+		if pending != "" {
+			// Collect the run an earlier process paid for: no new request.
+			s, err = p.collect(ctx, stopCtx, req, pending, &row)
+			pending = ""
+			s.cost = s.spent(0)
+			st.settle(0, s.cost)
+		} else {
+			if rerr := st.reserve(stopCtx, est, p.Job.MaxCostUSD); rerr != nil {
+				if be, ok := errors.AsType[*BudgetError](rerr); ok {
+					stop(&FatalError{Row: row.Row, Err: be})
+				}
+				return row, false
 			}
+			t, aerr := lim.Acquire(stopCtx)
+			if aerr != nil {
+				st.settle(est, 0)
+				return row, false // stopped while waiting: not sent
+			}
+			actx, cancel := context.WithTimeout(ctx, timeout)
+			st.inFlight.Add(1)
+			s, err = req.mode.send(actx, p.Client, req.Body, &row)
+			st.inFlight.Add(-1)
+			cancel()
+			st.requests.Add(1)
+			if n > 0 {
+				st.retries.Add(1)
+			}
+			out := p.observe(&row, s.meta, err, st)
+			lim.Release(t, out)
+			if err == nil && s.run != "" {
+				s, err = p.submitted(ctx, stopCtx, req, s, &row)
+			}
+			s.cost = s.spent(est)
+			if err != nil && !s.known {
+				s.cost = 0 // failed requests are not billed unless the API says so
+			}
+			st.settle(est, s.cost)
 		}
-		lim.Release(t, out)
-		if out.Status == http.StatusTooManyRequests {
-			st.rateLimited.Add(1)
-		}
+		st.addTokens(s.tokens)
+		row.Attempts = n + 1
 		if err == nil {
 			row.Status = sink.StatusOK
 			return row, true
 		}
-		if ctx.Err() != nil {
-			return row, false // cancelled in flight: a resumed run asks again
+		if ctx.Err() != nil || errors.Is(err, errCollectStopped) {
+			return row, false // a resumed run asks again, or collects the pending run
+		}
+		if _, gone := errors.AsType[*RunGoneError](err); gone && n < p.Job.MaxRetries {
+			continue // nothing left to collect: submit the row again
 		}
 		switch pplx.Classify(err) {
 		case pplx.ClassJob:
 			stop(&FatalError{Row: row.Row, Err: err})
 			return row, false
 		case pplx.ClassRow:
-			return failRow(row, oneLine(err)), true
+			return failRow(row, err), true
 		}
 		if n >= p.Job.MaxRetries {
 			p.Log.Debug().Int64("row", row.Row).Int("attempts", n+1).Err(err).Msg("row failed: retries spent")
-			return failRow(row, oneLine(err)), true
+			return failRow(row, err), true
 		}
-		p.Log.Debug().Int64("row", row.Row).Int("attempt", n+1).Int("status", out.Status).Err(err).Msg("retrying")
+		status := 0
+		if s.meta != nil {
+			status = s.meta.StatusCode
+		}
+		p.Log.Debug().Int64("row", row.Row).Int("attempt", n+1).Int("status", status).Err(err).Msg("retrying")
 		// A 429 pauses the shared limiter for every worker; waiting on our
 		// own as well would only lose throughput.
-		if out.Status == http.StatusTooManyRequests {
+		if status == http.StatusTooManyRequests {
 			continue
 		}
 		if err := p.sleep(stopCtx, p.Backoff.Delay(n, err, p.rand)); err != nil {
 			return row, false
 		}
 	}
+}
+
+// observe records the response metadata of one attempt in row and the
+// counters, and returns the outcome for the rate limiter.
+func (p *Pipeline) observe(row *sink.Row, meta *pplx.Meta, err error, st *counters) limiter.Outcome {
+	out := limiter.Outcome{Err: err}
+	if meta == nil {
+		return out
+	}
+	out.Status, out.Header, out.Latency = meta.StatusCode, meta.Header, meta.Latency
+	row.HTTPStatus = meta.StatusCode
+	row.RequestID = meta.RequestID
+	row.LatencyMS = meta.Latency.Milliseconds()
+	if meta.StatusCode != 0 {
+		st.latency(meta.Latency)
+	}
+	if meta.StatusCode == http.StatusTooManyRequests {
+		st.rateLimited.Add(1)
+	}
+	return out
+}
+
+// spent returns what an attempt cost: the billed cost when the API
+// reported one, else est.
+func (s sent) spent(est float64) float64 {
+	if s.known {
+		return s.cost
+	}
+	return est
 }
 
 // estimate returns the estimated cost of a request body.
@@ -276,45 +281,20 @@ func (p *Pipeline) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func failRow(row sink.Row, reason string) sink.Row {
+// failRow marks row failed with err. The answer goes, unless err says
+// the row keeps its partial answer (an incomplete agent run).
+func failRow(row sink.Row, err error) sink.Row {
 	row.Status = sink.StatusError
-	row.Error = reason
-	row.Results, row.Content, row.Citations, row.SearchResults, row.Usage = nil, "", nil, nil, nil
+	row.Error = oneLine(err)
+	if !keepsAnswer(err) {
+		row.Results, row.Content, row.Citations, row.SearchResults, row.Usage, row.Model = nil, "", nil, nil, nil, ""
+	}
 	return row
 }
 
 // oneLine flattens an error message to one line.
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
-}
-
-func fillSearch(row *sink.Row, r *pplx.SearchResponse) {
-	row.Results = make([]sink.SearchResult, len(r.Results))
-	for i, x := range r.Results {
-		row.Results[i] = sink.SearchResult{Title: x.Title, URL: x.URL, Snippet: x.Snippet, Date: x.Date, LastUpdated: x.LastUpdated}
-	}
-	if row.RequestID == "" {
-		row.RequestID = r.ID
-	}
-}
-
-func fillChat(row *sink.Row, r *pplx.ChatResponse) {
-	row.Content = r.Content()
-	row.Citations = r.Citations
-	row.SearchResults = make([]sink.Source, len(r.SearchResults))
-	for i, x := range r.SearchResults {
-		row.SearchResults[i] = sink.Source{Title: x.Title, URL: x.URL, Date: x.Date, Snippet: x.Snippet}
-	}
-	if u := r.Usage; u != nil {
-		row.Usage = &sink.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
-		if u.Cost != nil {
-			c := u.Cost.TotalCost
-			row.Usage.CostUSD = &c
-		}
-	}
-	if row.RequestID == "" {
-		row.RequestID = r.ID
-	}
 }
 
 func randN(n int64) int64 { return rand.Int64N(n) }

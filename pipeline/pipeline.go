@@ -38,15 +38,6 @@ import (
 	"github.com/pplx-batch/pplx-batch/source"
 )
 
-// Mode is the endpoint every row of a job calls.
-type Mode string
-
-// The modes of a job.
-const (
-	ModeSearch Mode = "search"
-	ModeChat   Mode = "chat"
-)
-
 // Defaults used when a [Job] field is zero. DefaultConcurrency bounds the
 // rows in progress at once when the Job sets no Concurrency: how many of
 // them have a request in flight is the limiter's to decide (rate times
@@ -68,27 +59,25 @@ type Writer[T any] interface {
 	Write(T) error
 }
 
-// Client calls the API. [*pplx.Client] implements it.
-type Client interface {
-	Search(ctx context.Context, req *pplx.SearchRequest) (*pplx.SearchResponse, *pplx.Meta, error)
-	Chat(ctx context.Context, req *pplx.ChatRequest) (*pplx.ChatResponse, *pplx.Meta, error)
-}
-
 // Job describes what to do with each row.
 type Job struct {
 	// Mode selects the endpoint.
 	Mode Mode
-	// Template renders the search query (search mode) or the user message
-	// (chat mode) from the row's columns. It should be parsed with
+	// Template renders the search query (search mode), the input (agent
+	// mode) or the user message (chat mode) from the row's columns. It should be parsed with
 	// Option("missingkey=error") so a missing column fails the row.
 	Template *template.Template
-	// System is the system message of chat requests; empty means none.
+	// System is the instructions of agent requests and the system message
+	// of chat requests; empty means none.
 	System string
 	// Search holds the parameters of every search request; Query is set
 	// per row.
 	Search pplx.SearchRequest
+	// Agent holds the parameters of every agent request (Model or Preset
+	// or Models, Tools, Stream, Background, ...); Input is set per row.
+	Agent pplx.AgentRequest
 	// Chat holds the parameters of every chat request (Model, Stream, ...);
-	// Messages is set per row. An empty Model means "sonar".
+	// Messages is set per row. An empty Model means DefaultChatModel.
 	Chat pplx.ChatRequest
 	// IDColumn names the column whose value identifies a row; empty means
 	// the row number.
@@ -125,7 +114,7 @@ const MinRowsForRate = 20
 type Pipeline struct {
 	Job Job
 	// Client calls the API.
-	Client Client
+	Client *pplx.Client
 	// Limiters paces the requests, one limiter per rate-limit bucket.
 	Limiters *limiter.Set
 	// Backoff spaces the retries of a row; the zero value is the default
@@ -134,13 +123,17 @@ type Pipeline struct {
 	// Resume, when not nil, tells which rows an earlier run already
 	// answered: Run skips them without a request.
 	Resume Resume
+	// Runs, when not nil, records the background runs of agent requests
+	// (Job.Agent.Background) before they are polled; a row whose run an
+	// earlier run recorded is collected, never submitted again.
+	Runs Runs
 	// Stop, when closed, makes Run stop starting rows: it stops reading,
 	// lets the requests in flight finish and writes their rows. Rows not
 	// finished are not written (a resumed run does them). Cancelling the
 	// context of Run instead also abandons the requests in flight.
 	Stop <-chan struct{}
 	// Estimate returns the estimated cost in USD of a request body
-	// (*pplx.SearchRequest or *pplx.ChatRequest) before it is sent, for
+	// (see Request.Body) before it is sent, for
 	// the budget; search answers, which report no cost, are counted at
 	// this price too. nil means pplx.EstimateCost, Perplexity's price list.
 	Estimate func(body any) float64

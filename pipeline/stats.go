@@ -1,13 +1,12 @@
 package pipeline
 
 import (
+	"context"
 	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pplx-batch/pplx-batch/pplx"
 )
 
 // Stats counts what a run did.
@@ -43,30 +42,46 @@ type counters struct {
 	prompt, completion, totalTokens atomic.Int64
 
 	mu       sync.Mutex
-	cost     float64 // spent, as reported or estimated
-	reserved float64 // estimated cost of the requests in flight
+	cost     float64       // spent, as reported or estimated
+	reserved float64       // estimated cost of the requests in flight
+	settled  chan struct{} // closed (and replaced) when a booking settles
 	samples  []time.Duration
 	seen     int64
 }
 
 func newCounters() *counters { return &counters{} }
 
-func (c *counters) addTokens(u *pplx.Usage) {
-	if u == nil {
-		return
-	}
-	c.prompt.Add(u.PromptTokens)
-	c.completion.Add(u.CompletionTokens)
-	c.totalTokens.Add(u.TotalTokens)
+// addTokens adds the prompt, completion and total tokens of an answer.
+func (c *counters) addTokens(t [3]int64) {
+	c.prompt.Add(t[0])
+	c.completion.Add(t[1])
+	c.totalTokens.Add(t[2])
 }
 
-// reserve books est for a request about to be sent, unless that would pass
-// budget (when positive); it returns a *BudgetError then.
-func (c *counters) reserve(est, budget float64) error {
+// reserve books est for a request about to be sent. With a budget (when
+// positive) it fails with a *BudgetError when what was spent plus est
+// would pass the budget; when only the bookings of the requests in flight
+// would make it pass, it waits for them to settle, since they may cost
+// less than booked. It returns ctx's cause if ctx ends first.
+func (c *counters) reserve(ctx context.Context, est, budget float64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if budget > 0 && c.cost+c.reserved+est > budget {
-		return &BudgetError{Budget: budget, Spent: c.cost, InFlight: c.reserved, Next: est}
+	for budget > 0 && c.cost+c.reserved+est > budget {
+		if c.cost+est > budget || c.reserved == 0 {
+			return &BudgetError{Budget: budget, Spent: c.cost, InFlight: c.reserved, Next: est}
+		}
+		if c.settled == nil {
+			c.settled = make(chan struct{})
+		}
+		settled := c.settled
+		c.mu.Unlock()
+		select {
+		case <-settled:
+		case <-ctx.Done():
+			c.mu.Lock()
+			return context.Cause(ctx)
+		}
+		c.mu.Lock()
 	}
 	c.reserved += est
 	return nil
@@ -78,6 +93,10 @@ func (c *counters) settle(est, spent float64) {
 	c.mu.Lock()
 	c.reserved = max(0, c.reserved-est)
 	c.cost += spent
+	if c.settled != nil {
+		close(c.settled) // wake the reservations waiting for this one
+		c.settled = nil
+	}
 	c.mu.Unlock()
 }
 

@@ -293,10 +293,10 @@ func makePlan(ctx context.Context, f *runFlags, e env, tier int) (*planReport, e
 			continue
 		}
 		rep.Rows.Requests++
-		body := req.Body()
+		body := req.Body
 		cost += pplx.EstimateCost(body)
-		if req.Chat != nil {
-			promptTokens += float64(pplx.EstimateChatUsage(req.Chat).PromptTokens)
+		if chat, ok := body.(*pplx.ChatRequest); ok {
+			promptTokens += float64(pplx.EstimateChatUsage(chat).PromptTokens)
 		}
 		if len(rep.Requests) < planSample {
 			b, err := marshalBody(body)
