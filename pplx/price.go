@@ -224,7 +224,8 @@ func EstimateChatCost(req *ChatRequest) float64 {
 
 // EstimateCost estimates the cost in USD of a request body before it is
 // sent: [SearchRequestCost] for a *SearchRequest, [EstimateChatCost] for a
-// *ChatRequest (values of either type are accepted too), and 0 for
+// *ChatRequest, [EstimateAgentCost] for an *AgentRequest (values of these
+// types are accepted too), and 0 for
 // anything else, a nil pointer included. It is safe for concurrent use, as
 // are all the functions of this file.
 func EstimateCost(body any) float64 {
@@ -240,6 +241,12 @@ func EstimateCost(body any) float64 {
 		return EstimateChatCost(b)
 	case ChatRequest:
 		return EstimateChatCost(&b)
+	case *AgentRequest:
+		c, _ := EstimateAgentCost(b)
+		return c
+	case AgentRequest:
+		c, _ := EstimateAgentCost(&b)
+		return c
 	}
 	return 0
 }
