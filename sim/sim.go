@@ -1,22 +1,37 @@
 // Package sim is a simulated Perplexity API: an [http.Handler] that serves
-// POST /search and POST /chat/completions (alias POST /v1/sonar) with
-// deterministic answers, a server-side token bucket per API key and bucket,
-// rate-limit headers in several dialects, a concurrency limit and injected
-// faults. Tests, the offline demo and the benchmarks run against it.
+// POST /search, POST /chat/completions (alias POST /v1/sonar) and the
+// Agent API with deterministic answers, a server-side token bucket per API
+// key and bucket, rate-limit headers in several dialects, a concurrency
+// limit and injected faults. Tests, the offline demo and the benchmarks
+// run against it.
+//
+// The Agent API endpoints (see [AgentConfig]) are:
+//
+//	POST /v1/agent, POST /v1/responses            create a run: plain JSON,
+//	                                              server-sent events, or background
+//	GET  /v1/agent/{id}, GET /v1/responses/{id}   the snapshot of a background run
+//	POST /v1/agent/{id}/cancel (and /v1/responses/{id}/cancel)
+//
+// With [Config.RetireChat], POST /chat/completions and POST /v1/sonar
+// answer 403 chat_completions_not_available, as the real API does since
+// Sonar chat was retired.
 //
 // Answers are pure functions of the request ([SearchResults], [ChatContent],
-// [ChatSearchResults]), so a test can tell which input produced an output.
-// Response shapes follow the real API: the JSON error envelope
-// {"error":{"message":...,"type":...,"code":...}}, usage with cost on chat
-// answers, and server-sent events ending in "data: [DONE]" when streaming.
+// [ChatSearchResults], [AgentContent], [AgentSearchResults]), so a test can
+// tell which input produced an output. Response shapes follow the real
+// API: the JSON error envelope {"error":{"message":...,"type":...,"code":...}},
+// usage with cost on chat and agent answers, server-sent events ending in
+// "data: [DONE]" for chat and in one terminal event for the Agent API.
 //
 // The order of checks for one request is: path (404), method (405), API key
 // (401), body size (413), body (400), rate limit and concurrency limit (429),
 // fault injection, latency, answer. Responses to authenticated requests carry
 // the rate-limit headers of the request's bucket in the configured
 // [HeaderStyle]; only admitted requests take a token. Buckets are kept per
-// API key and bucket name: "search" for /search and "chat:<model>" for each
-// chat model.
+// API key and bucket name: "search" for /search, "chat:<model>" for each
+// chat model and "agent" for every Agent API model (the real limit is per
+// organization across models). Only creating an agent run takes a token;
+// polls and cancels show the "agent" bucket without taking one.
 //
 // GET /_sim/stats ([StatsPath]) answers, without authentication, with the
 // counters and a per-second timeline of the rate-limit decisions, so that a
@@ -82,8 +97,16 @@ type Config struct {
 	// counter of requests received.
 	Seed int64
 	// Now is the clock of the token buckets, the rate-limit headers, the
-	// Date header and the created field. nil means time.Now.
+	// Date header, the created fields and background agent runs. nil
+	// means time.Now.
 	Now func() time.Time
+	// Agent configures the Agent API: failure statuses, background runs
+	// and stream quirks.
+	Agent AgentConfig
+	// RetireChat answers every authenticated POST /chat/completions and
+	// /v1/sonar with 403 chat_completions_not_available and the message
+	// [ChatRetiredMessage], taking no token.
+	RetireChat bool
 }
 
 // Change is one entry of [Config.Schedule]: from At on (measured from the
@@ -142,6 +165,8 @@ type Server struct {
 
 	seq atomic.Uint64 // response id counter
 
+	retireChat bool
+
 	mu       sync.Mutex
 	buckets  map[bucketKey]*bucket
 	inFlight map[string]int
@@ -149,6 +174,7 @@ type Server struct {
 	stats    Stats
 	timeline []Second
 	micros   int64 // cost billed, in millionths of a USD
+	agent    *agentState
 }
 
 type bucketKey struct {
@@ -181,7 +207,9 @@ func New(cfg Config) *Server {
 		buckets:     make(map[bucketKey]*bucket),
 		inFlight:    make(map[string]int),
 		requests:    make(map[[16]byte]*requestCount),
-		stats:       Stats{Status: make(map[int]int64)},
+		stats:       Stats{Status: make(map[int]int64), Agent: AgentStats{Status: make(map[string]int64)}},
+		agent:       newAgentState(cfg.Agent),
+		retireChat:  cfg.RetireChat,
 	}
 	if s.style == "" || !s.style.Valid() {
 		s.style = HeadersSeconds
@@ -262,6 +290,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("x-request-id", id)
 	h.Set("Date", s.now().UTC().Format(http.TimeFormat))
+	if isAgentPath(r.URL.Path) {
+		s.serveAgent(w, r, id)
+		return
+	}
 
 	ep := endpointFor(r.URL.Path)
 	s.begin(ep)
@@ -278,6 +310,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.writeError(w, http.StatusUnauthorized, "invalid_api_key",
 			"Invalid API key provided. Ensure your API key is correct and active.")
+		return
+	}
+	if ep == epChat && s.retireChat {
+		s.writeChatRetired(w)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -313,24 +349,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		return
 	}
-	switch fault {
+	if s.hardFault(w, fault) {
+		return
+	}
+	s.answer(w, id, c, fault)
+}
+
+// hardFault answers a 500, 503 or reset fault and reports whether f was
+// one of them.
+func (s *Server) hardFault(w http.ResponseWriter, f fault) bool {
+	switch f {
 	case fault500:
 		s.writeError(w, http.StatusInternalServerError, "internal_error", "Internal server error")
-		return
 	case fault503:
 		s.respond(http.StatusServiceUnavailable)
-		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "503 Service Temporarily Unavailable\n")
-		return
 	case faultReset:
 		s.mu.Lock()
 		s.stats.Resets++
 		s.mu.Unlock()
 		reset(w)
-		return
+	default:
+		return false
 	}
-	s.answer(w, id, c, fault)
+	return true
 }
 
 // authorize checks an Authorization header and returns the key it carries.

@@ -515,7 +515,7 @@ func TestRouting(t *testing.T) {
 	}{
 		{"unknown path", http.MethodPost, "/v1/chat/completions", testKey, 404, "not_found"},
 		{"root", http.MethodGet, "/", "", 404, "not_found"},
-		{"unknown path without key", http.MethodPost, "/v1/agent", "", 404, "not_found"},
+		{"unknown path without key", http.MethodPost, "/v1/models", "", 404, "not_found"},
 		{"GET search", http.MethodGet, pplx.SearchPath, testKey, 405, "method_not_allowed"},
 		{"PUT chat", http.MethodPut, pplx.ChatPath, testKey, 405, "method_not_allowed"},
 		{"GET sonar", http.MethodGet, "/v1/sonar", "", 405, "method_not_allowed"},

@@ -67,6 +67,10 @@ type StatsReport struct {
 	Status map[int]int64 `json:"status"`
 	// MaxInFlight is the most admitted requests in progress at once.
 	MaxInFlight int `json:"max_in_flight"`
+	// CostUSD is the amount billed ([Stats].CostUSD).
+	CostUSD float64 `json:"cost_usd"`
+	// Agent counts the Agent API, with the cost billed per key.
+	Agent AgentStats `json:"agent"`
 	// Timeline is [Server.Timeline]: entry n covers second n after the
 	// server started.
 	Timeline []Second `json:"timeline"`
@@ -83,7 +87,8 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 	rep := StatsReport{
 		Requests: st.Requests, Answered: st.Answered,
 		RateLimited: st.RateLimited, ConcurrencyLimited: st.ConcurrencyLimited,
-		Status: st.Status, MaxInFlight: st.MaxInFlight, Timeline: s.Timeline(),
+		Status: st.Status, MaxInFlight: st.MaxInFlight, CostUSD: st.CostUSD, Agent: st.Agent,
+		Timeline: s.Timeline(),
 	}
 	b, _ := json.Marshal(rep) // plain data: always encodes
 	w.Header().Set("Content-Type", "application/json")
