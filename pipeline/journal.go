@@ -3,11 +3,13 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,8 +39,16 @@ const maxJournalLine = 256 << 20
 // [Resume]: a row is done when its last line is ok and was answered for
 // the same request. Its methods are safe for concurrent use.
 //
+// A Journal also implements [Runs]: a background run's id is written (and
+// handed to the operating system) as a pending entry of its row before the
+// run is polled, so a killed job resumes by polling it. A later finished
+// [Result] of the row replaces the pending entry. Pending entries are not
+// output rows: Replay skips them, and Done, Counts and Len look past them
+// to the row's last finished entry, if any.
+//
 // Memory: the index holds 7 bytes per input row (part of the request hash,
-// the state, the number of lines); the answers themselves stay on disk.
+// the state, the number of lines); pending runs, at most the requests in
+// flight, are kept in a map; the answers themselves stay on disk.
 type Journal struct {
 	path string
 
@@ -47,11 +57,18 @@ type Journal struct {
 	w        *bufio.Writer
 	size     int64
 	index    rowIndex
-	dirty    bool          // written since the last sync
-	stopSync chan struct{} // closed by Close to end syncLoop
-	synced   chan struct{} // closed when syncLoop has ended
+	pending  map[int64]PendingRun // rows whose last entry is a pending run
+	dirty    bool                 // written since the last sync
+	stopSync chan struct{}        // closed by Close to end syncLoop
+	synced   chan struct{}        // closed when syncLoop has ended
 	err      error
 }
+
+var (
+	_ Resume         = (*Journal)(nil)
+	_ Runs           = (*Journal)(nil)
+	_ Writer[Result] = (*Journal)(nil)
+)
 
 // maxJournalRow bounds the row numbers a journal may hold.
 const maxJournalRow = 1 << 31
@@ -102,6 +119,29 @@ func (x *rowIndex) get(row int64) (hash uint32, state uint8, lines uint16) {
 		return 0, 0, 0
 	}
 	return x.hash[i], x.state[i], x.lines[i]
+}
+
+// PendingRun is a background run that was submitted for a row and is not
+// yet answered: the row's last journal entry.
+type PendingRun struct {
+	Row         int64
+	RequestHash string
+	RunID       string
+}
+
+// journalLine is one line of the journal: a finished [Result], or, when
+// PendingRun is set, a pending background run of the row (then only Row,
+// RequestHash and PendingRun are written).
+type journalLine struct {
+	Result
+	PendingRun string `json:"pending_run,omitempty"`
+}
+
+// pendingLine is the JSON form of a pending entry.
+type pendingLine struct {
+	Row         int64  `json:"row"`
+	RequestHash string `json:"request_hash"`
+	PendingRun  string `json:"pending_run"`
 }
 
 // hash32 reads the first 32 bits of a hex request hash.
@@ -179,7 +219,7 @@ func (j *Journal) load() error {
 			off += int64(len(b)) + 1
 			continue
 		}
-		var res Result
+		var res journalLine
 		if err := json.Unmarshal(b, &res); err != nil || res.Row.Row <= 0 || res.Row.Row > maxJournalRow {
 			if torn || isLastLine(r) {
 				break // cut short by a crash: the row was never finished
@@ -192,7 +232,11 @@ func (j *Journal) load() error {
 		if torn {
 			break // complete JSON but no newline: the write was cut short
 		}
-		j.index.add(res.Row.Row, res.RequestHash, res.Status == sink.StatusOK)
+		if res.PendingRun != "" {
+			j.setPending(PendingRun{Row: res.Row.Row, RequestHash: res.RequestHash, RunID: res.PendingRun})
+		} else {
+			j.finished(res.Result)
+		}
 		off += int64(len(b)) + 1
 	}
 	j.size = off
@@ -237,10 +281,27 @@ func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 	}
 }
 
+// finished records r in the index; it replaces a pending run of the row.
+// The caller holds j.mu (or is load).
+func (j *Journal) finished(r Result) {
+	j.index.add(r.Row.Row, r.RequestHash, r.Status == sink.StatusOK)
+	delete(j.pending, r.Row.Row)
+}
+
+// setPending records a pending run. The caller holds j.mu (or is load).
+func (j *Journal) setPending(p PendingRun) {
+	if j.pending == nil {
+		j.pending = make(map[int64]PendingRun)
+	}
+	j.pending[p.Row] = p
+}
+
 // Path returns the journal's file name.
 func (j *Journal) Path() string { return j.path }
 
-// Len returns the number of distinct rows in the journal.
+// Len returns the number of distinct rows that have a finished entry in
+// the journal. A row whose only entries are pending runs does not count; a
+// row answered earlier and now pending again counts once.
 func (j *Journal) Len() int {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
@@ -248,8 +309,11 @@ func (j *Journal) Len() int {
 }
 
 // Counts returns how many distinct rows the journal holds as ok and as
-// failed (by their last line), among rows 1 to maxRow (all rows when
-// maxRow <= 0).
+// failed (by their last finished entry), among rows 1 to maxRow (all rows
+// when maxRow <= 0). Pending runs are not counted: a row whose only
+// entries are pending runs counts in neither; a row that was finished by
+// an earlier run and is pending again counts as it was finished, as
+// [Journal.Replay] emits it.
 func (j *Journal) Counts(maxRow int64) (ok, failed int64) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
@@ -268,24 +332,78 @@ func (j *Journal) Counts(maxRow int64) (ok, failed int64) {
 	return ok, failed
 }
 
-// Done implements [Resume]: the row's last line is ok and was answered
-// for a request with the same hash.
+// Done implements [Resume]: the row's last entry is ok and was answered
+// for a request with the same hash. A row whose last entry is a pending run
+// is not done.
 func (j *Journal) Done(row int64, requestHash string) bool {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
+	if _, ok := j.pending[row]; ok {
+		return false
+	}
 	h, st, _ := j.index.get(row)
 	want, ok := hash32(requestHash)
 	return ok && st&rowOK != 0 && st&rowHashed != 0 && h == want
 }
 
-// Write appends one finished row and hands it to the operating system.
+// Write appends one finished row and hands it to the operating system. It
+// replaces a pending run of the row.
 func (j *Journal) Write(r Result) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("journal: row %d: %w", r.Row.Row, err)
 	}
-	if r.Row.Row <= 0 || r.Row.Row > maxJournalRow {
-		return fmt.Errorf("journal: row number %d out of range", r.Row.Row)
+	return j.append(r.Row.Row, b, func() { j.finished(r) })
+}
+
+// Submitted records that row's request (identified by requestHash) was
+// submitted as the background run runID and is not yet answered. It is
+// written and handed to the operating system before it returns, so a
+// killed process resumes by polling runID instead of submitting again. A
+// later [Journal.Write] of the row replaces it.
+func (j *Journal) Submitted(row int64, requestHash, runID string) error {
+	if runID == "" {
+		return fmt.Errorf("journal: row %d: empty run id", row)
+	}
+	b, err := json.Marshal(pendingLine{Row: row, RequestHash: requestHash, PendingRun: runID})
+	if err != nil {
+		return fmt.Errorf("journal: row %d: %w", row, err)
+	}
+	return j.append(row, b, func() { j.setPending(PendingRun{Row: row, RequestHash: requestHash, RunID: runID}) })
+}
+
+// Pending returns the run id recorded for row when the row's last journal
+// entry is a pending run of the same request (the same requestHash). A
+// pending run of another request (the row's request changed) is not
+// returned.
+func (j *Journal) Pending(row int64, requestHash string) (runID string, ok bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	p, ok := j.pending[row]
+	if !ok || p.RequestHash != requestHash {
+		return "", false
+	}
+	return p.RunID, true
+}
+
+// PendingRuns lists the rows whose last entry is a pending run, by row
+// number.
+func (j *Journal) PendingRuns() []PendingRun {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	out := make([]PendingRun, 0, len(j.pending))
+	for _, p := range j.pending {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b PendingRun) int { return cmp.Compare(a.Row, b.Row) })
+	return out
+}
+
+// append writes one line for row, hands it to the operating system and
+// then calls index (holding the lock) to record it.
+func (j *Journal) append(row int64, b []byte, index func()) error {
+	if row <= 0 || row > maxJournalRow {
+		return fmt.Errorf("journal: row number %d out of range", row)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -301,7 +419,7 @@ func (j *Journal) Write(r Result) error {
 		return j.err
 	}
 	j.size += int64(len(b)) + 1
-	j.index.add(r.Row.Row, r.RequestHash, r.Status == sink.StatusOK)
+	index()
 	j.dirty = true
 	return nil
 }
@@ -391,9 +509,12 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		if line == 1 {
 			continue
 		}
-		var res Result
+		var res journalLine
 		if err := json.Unmarshal(b, &res); err != nil {
 			return &JournalError{j.path, line, err}
+		}
+		if res.PendingRun != "" {
+			continue // not an output row
 		}
 		row := res.Row.Row
 		_, _, lines := index.get(row)
@@ -406,7 +527,7 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		if seen[row-1] != lines {
 			continue // a later line of this row follows
 		}
-		if err := fn(res); err != nil {
+		if err := fn(res.Result); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -129,5 +131,183 @@ func TestJournalRefusesDamage(t *testing.T) {
 				t.Errorf("got %v, want a JournalError with %q and a hint", err, tc.want)
 			}
 		})
+	}
+}
+
+// journalOp is one step of a pending-run test: a finished row (res), a
+// submitted background run (runID), a torn line appended to the file
+// (torn), or a reopen.
+type journalOp struct {
+	row    int64
+	hash   string
+	status string // a finished row when not empty
+	runID  string // a submitted run when not empty
+	torn   string // bytes appended to the closed file, then reopened
+	reopen bool
+}
+
+func TestJournalPendingRuns(t *testing.T) {
+	const h1, h2 = "aaaa000000000001", "bbbb000000000001"
+	type want struct {
+		row   int64
+		hash  string
+		runID string // "" when Pending must say no
+		done  bool
+	}
+	tests := []struct {
+		name      string
+		ops       []journalOp
+		want      []want
+		pending   []pipeline.PendingRun
+		ok, fail  int64
+		len       int
+		replayIDs string // rows replayed, in order
+	}{
+		{
+			name:    "pending",
+			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}},
+			want:    []want{{1, h1, "run-1", false}, {1, h2, "", false}, {2, h1, "", false}},
+			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}},
+		},
+		{
+			name:    "pending survives a reopen",
+			ops:     []journalOp{{row: 2, hash: h1, runID: "run-2"}, {row: 1, hash: h1, runID: "run-1"}, {reopen: true}},
+			want:    []want{{1, h1, "run-1", false}, {2, h1, "run-2", false}},
+			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}, {Row: 2, RequestHash: h1, RunID: "run-2"}},
+		},
+		{
+			name:      "pending then finished",
+			ops:       []journalOp{{row: 1, hash: h1, runID: "run-1"}, {row: 1, hash: h1, status: "ok"}, {reopen: true}},
+			want:      []want{{1, h1, "", true}},
+			ok:        1,
+			len:       1,
+			replayIDs: "1",
+		},
+		{
+			name:      "pending then failed",
+			ops:       []journalOp{{row: 1, hash: h1, runID: "run-1"}, {row: 1, hash: h1, status: "error"}},
+			want:      []want{{1, h1, "", false}},
+			fail:      1,
+			len:       1,
+			replayIDs: "1",
+		},
+		{
+			name:    "pending for a changed request is not pending",
+			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}, {reopen: true}},
+			want:    []want{{1, h2, "", false}},
+			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}},
+		},
+		{
+			name:    "the last pending run of a row wins",
+			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}, {row: 1, hash: h2, runID: "run-2"}, {reopen: true}},
+			want:    []want{{1, h1, "", false}, {1, h2, "run-2", false}},
+			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h2, RunID: "run-2"}},
+		},
+		{
+			// A failed row tried again in the background: until the run
+			// is answered the output keeps the earlier failure.
+			name:      "failed, then pending again",
+			ops:       []journalOp{{row: 1, hash: h1, status: "error"}, {row: 2, hash: h1, status: "ok"}, {row: 1, hash: h1, runID: "run-1"}, {reopen: true}},
+			want:      []want{{1, h1, "run-1", false}, {2, h1, "", true}},
+			pending:   []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}},
+			ok:        1,
+			fail:      1,
+			len:       2,
+			replayIDs: "1,2",
+		},
+		{
+			name:    "a torn pending line is dropped",
+			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}, {torn: `{"row":2,"request_hash":"aaaa000000000001","pending_r`}},
+			want:    []want{{1, h1, "run-1", false}, {2, h1, "", false}},
+			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}},
+		},
+		{
+			name:    "a torn finished line leaves the run pending",
+			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}, {torn: `{"id":"1","row":1,"status":"ok","request_hash":"aaaa00`}},
+			want:    []want{{1, h1, "run-1", false}},
+			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j")
+			j, err := pipeline.OpenJournal(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reopen := func() {
+				t.Helper()
+				if err := j.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if j, err = pipeline.OpenJournal(path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, op := range tc.ops {
+				switch {
+				case op.reopen:
+					reopen()
+				case op.torn != "":
+					if err := j.Close(); err != nil {
+						t.Fatal(err)
+					}
+					appendTorn(t, path, op.torn)
+					if j, err = pipeline.OpenJournal(path); err != nil {
+						t.Fatal(err)
+					}
+				case op.runID != "":
+					if err := j.Submitted(op.row, op.hash, op.runID); err != nil {
+						t.Fatal(err)
+					}
+				default:
+					if err := j.Write(res(op.row, op.status, op.hash, "")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			defer j.Close()
+			for _, w := range tc.want {
+				id, ok := j.Pending(w.row, w.hash)
+				if id != w.runID || ok != (w.runID != "") {
+					t.Errorf("Pending(%d, %q) = %q, %v; want %q", w.row, w.hash, id, ok, w.runID)
+				}
+				if got := j.Done(w.row, w.hash); got != w.done {
+					t.Errorf("Done(%d, %q) = %v, want %v", w.row, w.hash, got, w.done)
+				}
+			}
+			if got := j.PendingRuns(); !slices.Equal(got, tc.pending) && len(got)+len(tc.pending) > 0 {
+				t.Errorf("PendingRuns() = %+v, want %+v", got, tc.pending)
+			}
+			if ok, failed := j.Counts(0); ok != tc.ok || failed != tc.fail {
+				t.Errorf("Counts = %d ok, %d failed; want %d and %d", ok, failed, tc.ok, tc.fail)
+			}
+			if got := j.Len(); got != tc.len {
+				t.Errorf("Len() = %d, want %d", got, tc.len)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var rows []string
+			for _, r := range replay(t, j, 0) {
+				rows = append(rows, strconv.FormatInt(r.Row.Row, 10))
+			}
+			if got := strings.Join(rows, ","); got != tc.replayIDs {
+				t.Errorf("Replay gave rows %q, want %q", got, tc.replayIDs)
+			}
+		})
+	}
+}
+
+// appendTorn appends a line cut short by a crash to the journal file.
+func appendTorn(t *testing.T, path, tail string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(tail); err != nil {
+		t.Fatal(err)
 	}
 }

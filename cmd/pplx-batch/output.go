@@ -39,6 +39,23 @@ type outputs struct {
 	errs       *lazyErrors
 	counts     finalCounts
 	streamOnly bool
+	// abandoned are the background runs still pending in the journal that
+	// --restart discarded: the caller cancels them.
+	abandoned []pipeline.PendingRun
+}
+
+// pendingRuns returns the background runs pending in the journal at path,
+// if it exists and can be read.
+func pendingRuns(path string) []pipeline.PendingRun {
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	j, err := pipeline.OpenJournal(path)
+	if err != nil {
+		return nil // a damaged journal is discarded all the same
+	}
+	defer j.Close()
+	return j.PendingRuns()
 }
 
 func openOutputs(f *runFlags, j *job, e env, log zerolog.Logger) (*outputs, error) {
@@ -64,6 +81,7 @@ func openOutputs(f *runFlags, j *job, e env, log zerolog.Logger) (*outputs, erro
 	}
 	jpath := f.output + ".journal"
 	if f.restart {
+		o.abandoned = pendingRuns(jpath)
 		if err := os.Remove(jpath); err != nil && !errors.Is(err, os.ErrNotExist) {
 			o.release()
 			return nil, usageError{fmt.Errorf("--restart: %w", err)}
@@ -75,9 +93,9 @@ func openOutputs(f *runFlags, j *job, e env, log zerolog.Logger) (*outputs, erro
 		return nil, usageError{err}
 	}
 	o.journal = jr
-	if n := jr.Len(); n > 0 {
+	if n, pending := jr.Len(), len(jr.PendingRuns()); n > 0 || pending > 0 {
 		ok, failed := jr.Counts(0)
-		log.Info().Str("journal", jpath).Int64("ok", ok).Int64("failed", failed).
+		log.Info().Str("journal", jpath).Int64("ok", ok).Int64("failed", failed).Int("pending_runs", pending).
 			Msg("resuming: rows already answered are skipped, failed rows are tried again (--restart to start over)")
 	}
 	return o, nil
@@ -112,6 +130,14 @@ func (o *outputs) Flush() error {
 
 // resume returns what the pipeline should skip, or nil.
 func (o *outputs) resume() pipeline.Resume {
+	if o.journal == nil {
+		return nil
+	}
+	return o.journal
+}
+
+// runs returns where the pipeline records background runs, or nil.
+func (o *outputs) runs() pipeline.Runs {
 	if o.journal == nil {
 		return nil
 	}
