@@ -8,6 +8,11 @@ import (
 	"github.com/pplx-batch/pplx-batch/sink"
 )
 
+// DefaultAgentModel is the model of an agent job that names no model,
+// preset or fallback list: Perplexity's own, grounded by a web search that
+// the request forces, like the retired sonar.
+const DefaultAgentModel = "perplexity/sonar"
+
 // AgentBucket names the rate-limit bucket of every Agent API request: the
 // API's request limit is per organization, shared across all models.
 const AgentBucket = "agent"
@@ -20,6 +25,13 @@ func (agentMode) path() string { return pplx.AgentPath }
 
 func (agentMode) build(j *Job, text string) (body, hashed any, bucket string) {
 	req := j.Agent
+	if req.Model == "" && req.Preset == "" && len(req.Models) == 0 {
+		req.Model = DefaultAgentModel
+		if req.Tools == nil && req.ToolChoice == nil {
+			req.Tools = []pplx.AgentTool{{Type: pplx.ToolWebSearch}}
+			req.ToolChoice = &pplx.ToolChoice{Type: pplx.ToolWebSearch}
+		}
+	}
 	req.Input = text
 	if j.System != "" {
 		req.Instructions = j.System

@@ -32,7 +32,7 @@ func applyConfig(fs *flag.FlagSet, path string, getenv func(string) string) erro
 		return fmt.Errorf("config %s:%d: want a mapping of flag names to values", path, root.Line)
 	}
 	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) { given[canonicalFlag(f.Name)] = true })
 	var errs []error
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
@@ -42,8 +42,8 @@ func applyConfig(fs *flag.FlagSet, path string, getenv func(string) string) erro
 			errs = append(errs, fmt.Errorf("config %s:%d: unknown key %q", path, k.Line, k.Value))
 			continue
 		}
-		if given[name] {
-			continue
+		if given[canonicalFlag(name)] {
+			continue // the command line, under this name or an alias, wins
 		}
 		val, err := nodeValue(v, getenv)
 		if err != nil {
@@ -107,6 +107,20 @@ func expand(s string, getenv func(string) string) string {
 		b.WriteString(getenv(s[i+2 : i+j]))
 		s = s[i+j+1:]
 	}
+}
+
+// canonicalFlag returns the flag that an alias stands for, and any other
+// name as it is.
+func canonicalFlag(name string) string {
+	switch name {
+	case "instructions":
+		return "system"
+	case "search-domains":
+		return "search-domain-filter"
+	case "search-recency":
+		return "search-recency-filter"
+	}
+	return name
 }
 
 // unwrapFlagErr drops the flag package's own wording where it repeats the

@@ -17,7 +17,8 @@ type runFlags struct {
 	mode                 string
 	query, prompt        string
 	system, model        string
-	stream               bool
+	preset, models       string
+	stream, background   bool
 	id                   string
 
 	concurrency int
@@ -48,6 +49,15 @@ type runFlags struct {
 	maxTokens           int
 	temperature         float64
 	responseFormat      string
+
+	// Agent request parameters.
+	noSearch         bool
+	searchAfter      string
+	searchBefore     string
+	maxSearchResults int
+	fetchURL         bool
+	maxOutputTokens  int
+	reasoningEffort  string
 }
 
 const runUsage = `Usage: pplx-batch run [flags]
@@ -57,8 +67,14 @@ output row per input row.
 
   Search:  pplx-batch run --mode search --input companies.csv --output out.parquet \
              --query '{{.company}} headquarters'
-  Chat:    pplx-batch run --mode chat --input questions.jsonl --output answers.jsonl \
+  Agent:   pplx-batch run --mode agent --input questions.jsonl --output answers.parquet \
              --prompt 'Answer in one sentence: {{.question}}' --stream
+  Chat:    pplx-batch run --mode chat --base-url https://llm.example/v1 --model gpt-x \
+             --input questions.jsonl --output answers.jsonl --prompt '{{.question}}'
+
+Agent mode calls Perplexity's Agent API (POST /v1/agent), by default with
+--model perplexity/sonar and web search forced. Perplexity retired Sonar chat
+completions on 2026-09-27: --mode chat is for OpenAI-compatible endpoints.
 
 The API key comes from PERPLEXITY_API_KEY (or PPLX_API_KEY) or --api-key-file.
 Templates are Go text/template over the row's columns: {{.column}}; a column
@@ -83,12 +99,16 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.inputFormat, "input-format", "", "input `FORMAT` (csv or jsonl) when the extension does not tell")
 	fs.StringVar(&f.output, "output", "", "output `PATH`: .jsonl or .parquet; - is JSONL on stdout")
 	fs.StringVar(&f.outputFormat, "output-format", "", "output `FORMAT` (jsonl or parquet) when the extension does not tell")
-	fs.StringVar(&f.mode, "mode", "search", "`endpoint` each row calls: search or chat")
+	fs.StringVar(&f.mode, "mode", "search", "`endpoint` each row calls: search, agent or chat")
 	fs.StringVar(&f.query, "query", "", "search: query `TEMPLATE`, e.g. '{{.company}} headquarters'")
-	fs.StringVar(&f.prompt, "prompt", "", "chat: user message `TEMPLATE`")
-	fs.StringVar(&f.system, "system", "", "chat: system message `TEXT`")
-	fs.StringVar(&f.model, "model", "sonar", "chat: model `NAME`")
-	fs.BoolVar(&f.stream, "stream", false, "chat: stream the answer over server-sent events")
+	fs.StringVar(&f.prompt, "prompt", "", "agent, chat: input `TEMPLATE` (the user message)")
+	fs.StringVar(&f.system, "system", "", "agent, chat: system `TEXT` (agent: the instructions)")
+	fs.StringVar(&f.system, "instructions", "", "agent, chat: the same as --system")
+	fs.StringVar(&f.model, "model", "", "agent: `provider/name` (default perplexity/sonar, web search forced); chat: model name (default sonar)")
+	fs.StringVar(&f.preset, "preset", "", "agent: a `preset` instead of a model: fast, low, medium, high or xhigh")
+	fs.StringVar(&f.models, "models", "", "agent: comma-separated fallback `list` of up to 5 models, instead of --model")
+	fs.BoolVar(&f.stream, "stream", false, "agent, chat: stream the answer over server-sent events")
+	fs.BoolVar(&f.background, "background", false, "agent: submit background runs and poll them (for long presets); pending runs resume, never resubmitted")
 	fs.StringVar(&f.id, "id", "", "`COLUMN` that identifies a row (default: the row number)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "most requests in flight (0: automatic)")
 	fs.Float64Var(&f.rpm, "rpm", 0, "ceiling of our own in requests per minute (0: learn the server's limit)")
@@ -108,12 +128,21 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&f.maxCost, "max-cost", 0, "budget in `USD`: stop starting requests before the spend would pass it (exit 3, resumable)")
 	fs.StringVar(&f.maxFailures, "max-failures", "", "abort (exit 3) when more than `N` rows fail, or more than N% of the finished rows (e.g. 50 or 2%)")
 	fs.IntVar(&f.maxResults, "max-results", 0, "search: results per query, 1-20 (0: the API default)")
-	fs.StringVar(&f.searchDomainFilter, "search-domain-filter", "", "comma-separated `domains` to search (prefix - to exclude)")
-	fs.StringVar(&f.searchRecencyFilter, "search-recency-filter", "", "hour, day, week, month or year")
-	fs.StringVar(&f.searchContextSize, "search-context-size", "", "low, medium or high")
+	fs.StringVar(&f.searchDomainFilter, "search-domain-filter", "", "comma-separated `domains` to search, or to exclude with a - prefix (not both; at most 20)")
+	fs.StringVar(&f.searchDomainFilter, "search-domains", "", "the same as --search-domain-filter")
+	fs.StringVar(&f.searchRecencyFilter, "search-recency-filter", "", "only sources from the last hour, day, week, month or year")
+	fs.StringVar(&f.searchRecencyFilter, "search-recency", "", "the same as --search-recency-filter")
+	fs.StringVar(&f.searchAfter, "search-after", "", "agent: only sources published after this `date` (MM/DD/YYYY; not with --search-recency)")
+	fs.StringVar(&f.searchBefore, "search-before", "", "agent: only sources published before this `date` (MM/DD/YYYY; not with --search-recency)")
+	fs.StringVar(&f.searchContextSize, "search-context-size", "", "how much of the sources the model reads: low, medium or high")
+	fs.IntVar(&f.maxSearchResults, "max-search-results", 0, "agent: results per web search, 1-50 (0: the API default)")
+	fs.BoolVar(&f.noSearch, "no-search", false, "agent: no web search (an explicit model answers from its own knowledge)")
+	fs.BoolVar(&f.fetchURL, "fetch-url", false, "agent: let the model fetch web pages (the fetch_url tool)")
+	fs.IntVar(&f.maxOutputTokens, "max-output-tokens", 0, "agent: most output `tokens` (0: the API default; required for anthropic/* models)")
+	fs.StringVar(&f.reasoningEffort, "reasoning-effort", "", "agent: reasoning effort: minimal, low, medium, high or xhigh")
 	fs.IntVar(&f.maxTokens, "max-tokens", 0, "chat: most completion tokens (0: the API default)")
-	fs.Float64Var(&f.temperature, "temperature", -1, "chat: sampling temperature 0-2 (-1: the API default)")
-	fs.StringVar(&f.responseFormat, "response-format", "", "chat: response_format as `JSON`, e.g. a json_schema")
+	fs.Float64Var(&f.temperature, "temperature", -1, "agent, chat: sampling temperature 0-2 (-1: the API default)")
+	fs.StringVar(&f.responseFormat, "response-format", "", "agent, chat: response_format as `JSON`, e.g. a json_schema")
 	return fs
 }
 

@@ -35,9 +35,13 @@ and the duration at the rate limit.
 The cost is an estimate from the price table in the pplx package (its date is
 printed): search requests at their fixed price; chat requests at one token
 per four characters of the messages plus max_tokens (or a default per model)
-completion tokens, plus the request fee. The duration assumes the rate of
---rps/--rpm when set, else Perplexity's documented limit: 50 requests/s for
-search, and for chat the requests per minute of usage tier 0 (--tier).
+completion tokens, plus the request fee; agent runs of a model at its token
+prices (one token per four characters of the input, about 3,000 tokens of
+search results per web search, max_output_tokens or 400 output tokens) plus
+the tool fees, and runs of a preset at the cost observed per run. The duration
+assumes the rate of --rps/--rpm when set, else Perplexity's documented limit:
+50 requests/s for search, and for agent and chat the requests per minute of
+usage tier 0 (--tier).
 
 Exit codes: 0 the job is valid; 2 it is not (the reasons are on stderr);
 130 interrupted.
@@ -46,7 +50,7 @@ Flags of plan:
   --json
     	print the plan as one JSON object instead of text
   --tier N
-    	the account's usage tier, 0-5, for the documented chat rate limits (default 0)
+    	the account's usage tier, 0-5, for the documented agent and chat rate limits (default 0)
 
 Flags shared with run:
 `
@@ -66,6 +70,11 @@ var chatRPMByTier = map[string][6]float64{
 	"sonar-reasoning-pro": {50, 150, 500, 1000, 4000, 4000},
 	"sonar-deep-research": {5, 10, 20, 40, 60, 100},
 }
+
+// agentRPMByTier is the documented request limit of the Agent API, per
+// organization across all models, by usage tier 0-5 (agent-api.md §7; the
+// response headers of a real answer said 50 at tier 0).
+var agentRPMByTier = [6]float64{50, 150, 500, 1000, 2000, 2000}
 
 // searchRPS is the documented Search API limit, the same on every tier.
 const searchRPS = 50
@@ -135,7 +144,7 @@ func planCommand(ctx context.Context, args []string, e env) int {
 	var tier int
 	fs := newRunFlagSet(&f, e.stderr)
 	fs.BoolVar(&asJSON, "json", false, "print the plan as one JSON object instead of text")
-	fs.IntVar(&tier, "tier", 0, "the account's usage `tier`, 0-5, for the documented chat rate limits")
+	fs.IntVar(&tier, "tier", 0, "the account's usage `tier`, 0-5, for the documented agent and chat rate limits")
 	fs.Usage = func() {
 		fmt.Fprint(e.stderr, planUsage)
 		// The shared flags with their defaults, from a flag set that has
@@ -227,11 +236,23 @@ func makePlan(ctx context.Context, f *runFlags, e env, tier int) (*planReport, e
 		rep.InputFormat = formatFromName(f.input)
 	}
 	rep.Endpoint = pplx.SearchPath
-	if j.pipe.Mode == pipeline.ModeChat {
+	switch j.pipe.Mode {
+	case pipeline.ModeChat:
 		rep.Endpoint = pplx.ChatPath
 		rep.Model = j.pipe.Chat.Model
 		if rep.Model == "" {
-			rep.Model = "sonar"
+			rep.Model = pipeline.DefaultChatModel
+		}
+	case pipeline.ModeAgent:
+		rep.Endpoint = pplx.AgentPath
+		a := j.pipe.Agent
+		switch {
+		case a.Preset != "":
+			rep.Model = "preset " + a.Preset
+		case len(a.Models) > 0:
+			rep.Model = strings.Join(a.Models, ", ")
+		default:
+			rep.Model = a.Model
 		}
 	}
 	rep.URL = strings.TrimSuffix(j.baseURL, "/") + rep.Endpoint
@@ -324,7 +345,14 @@ func makePlan(ctx context.Context, f *runFlags, e env, tier int) (*planReport, e
 		rep.Cost.PerRequestUSD = cost / float64(rep.Rows.Requests)
 	}
 	rep.Cost.Known = true
-	if j.pipe.Mode == pipeline.ModeChat {
+	switch j.pipe.Mode {
+	case pipeline.ModeAgent:
+		rep.Cost.Known, rep.Cost.Basis = agentBasis(&j.pipe.Agent)
+		if !rep.Cost.Known {
+			rep.Cost.TotalUSD, rep.Cost.PerRequestUSD = 0, 0
+			warn("no cost estimate for %s: the price list of %s has no price for it; a run counts the cost the API bills", rep.Model, pplx.PricesAsOf)
+		}
+	case pipeline.ModeChat:
 		avgPrompt := 0.0
 		if rep.Rows.Requests > 0 {
 			avgPrompt = promptTokens / float64(rep.Rows.Requests)
@@ -336,7 +364,11 @@ func makePlan(ctx context.Context, f *runFlags, e env, tier int) (*planReport, e
 		if _, ok := pplx.LookupChatPrice(rep.Model); !ok {
 			warn("model %q is not in the price table of %s: no cost estimate (the API may reject it)", rep.Model, pplx.PricesAsOf)
 		}
-	} else {
+		if onPerplexity(j.baseURL) {
+			warn("Perplexity retired Sonar chat completions on 2026-09-27: %s answers --mode chat with 403. Use the Agent API: %s",
+				j.baseURL, agentCommand(f))
+		}
+	default:
 		rep.Cost.Basis = searchBasis(&j.pipe.Search)
 	}
 	if s := f.searchContextSize; s != "" && s != "low" && s != "medium" && s != "high" {
@@ -443,7 +475,14 @@ func unescapeHTML(js []byte) []byte {
 // tier, for chat), or --rps/--rpm when they are lower.
 func planRate(j *job, model string, tier int) (float64, string) {
 	rps, src := float64(searchRPS), "documented Search API limit, the same on every tier"
-	if j.pipe.Mode == pipeline.ModeChat {
+	switch j.pipe.Mode {
+	case pipeline.ModeAgent:
+		rps = agentRPMByTier[tier] / 60
+		src = fmt.Sprintf("documented Agent API limit at usage tier %d, per organization across models", tier)
+		if tier == 0 {
+			src += "; --tier N for yours"
+		}
+	case pipeline.ModeChat:
 		rpm, ok := chatRPMByTier[model]
 		src = fmt.Sprintf("documented limit of %s at usage tier %d", model, tier)
 		if !ok {
@@ -476,6 +515,40 @@ func searchBasis(req *pplx.SearchRequest) string {
 		return fmt.Sprintf("Search API (fast): $%g per 1,000 requests", pplx.FastSearchPricePerK)
 	}
 	return fmt.Sprintf("Search API: $%g per 1,000 requests", pplx.SearchPricePerK)
+}
+
+// agentBasis describes the prices and assumptions of an agent estimate;
+// false when there is none.
+func agentBasis(req *pplx.AgentRequest) (bool, string) {
+	probe := *req
+	probe.Input = ""
+	if _, ok := pplx.EstimateAgentCost(&probe); !ok {
+		return false, ""
+	}
+	if req.Preset != "" {
+		return true, fmt.Sprintf("preset %s: the cost observed per run (presets may change model and tools)", req.Preset)
+	}
+	model := req.Model
+	if model == "" && len(req.Models) > 0 {
+		model = req.Models[0]
+	}
+	p, _ := pplx.LookupAgentModelPrice(model)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: $%g in / $%g out per 1M tokens", model, p.InputPerM, p.OutputPerM)
+	out := "max_output_tokens"
+	if req.MaxOutputTokens <= 0 {
+		out = fmt.Sprintf("%d assumed, max_output_tokens unset", pplx.DefaultAgentOutputTokens)
+	}
+	fmt.Fprintf(&b, "; output tokens: %s", out)
+	for _, t := range req.Tools {
+		switch t.Type {
+		case pplx.ToolWebSearch:
+			fmt.Fprintf(&b, "; one web search per request ($%g per 1,000, ~%d tokens of results)", pplx.WebSearchPricePerK, pplx.SearchContextTokens)
+		case pplx.ToolFetchURL:
+			fmt.Fprintf(&b, "; one fetch_url per request ($%g per 1,000 plus its model pass)", pplx.FetchURLPricePerK)
+		}
+	}
+	return true, b.String()
 }
 
 // chatBasis describes the prices and assumptions of a chat estimate;

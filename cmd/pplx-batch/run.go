@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -117,24 +116,7 @@ func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 	if f.output == "" {
 		bad("--output is required")
 	}
-	var text, what string
-	switch pipeline.Mode(f.mode) {
-	case pipeline.ModeSearch:
-		text, what = f.query, "--query"
-		if f.prompt != "" {
-			bad("--prompt is for --mode chat; search mode takes --query")
-		}
-	case pipeline.ModeChat:
-		text, what = f.prompt, "--prompt"
-		if f.query != "" {
-			bad("--query is for --mode search; chat mode takes --prompt")
-		}
-	default:
-		bad("--mode must be search or chat, not %q", f.mode)
-	}
-	if text == "" && what != "" {
-		bad("%s is required in --mode %s", what, f.mode)
-	}
+	what, text := modeFlags(f, &j.pipe, bad)
 	var tmpl *template.Template
 	if text != "" {
 		t, err := template.New(what).Option("missingkey=error").Parse(text)
@@ -184,13 +166,6 @@ func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 	if f.temperature != -1 && (f.temperature < 0 || f.temperature > 2) {
 		bad("--temperature must be between 0 and 2")
 	}
-	var respFormat json.RawMessage
-	if f.responseFormat != "" {
-		if !json.Valid([]byte(f.responseFormat)) {
-			bad("--response-format is not valid JSON")
-		}
-		respFormat = json.RawMessage(f.responseFormat)
-	}
 
 	j.baseURL = f.baseURL
 	if j.baseURL == "" {
@@ -221,39 +196,16 @@ func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 		j.errorsPath = defaultErrorsPath(f.output)
 	}
 
-	j.pipe = pipeline.Job{
-		Mode:               pipeline.Mode(f.mode),
-		Template:           tmpl,
-		System:             f.system,
-		IDColumn:           f.id,
-		Concurrency:        f.concurrency,
-		MaxRetries:         f.maxRetries,
-		Timeout:            f.timeout,
-		MaxCostUSD:         f.maxCost,
-		AbortAfterFailures: maxFail,
-		MaxFailureRate:     maxRate,
-		Search: pplx.SearchRequest{
-			MaxResults:          f.maxResults,
-			SearchDomainFilter:  splitList(f.searchDomainFilter),
-			SearchRecencyFilter: f.searchRecencyFilter,
-			SearchContextSize:   f.searchContextSize,
-		},
-		Chat: pplx.ChatRequest{
-			Model:               f.model,
-			Stream:              f.stream,
-			MaxTokens:           f.maxTokens,
-			ResponseFormat:      respFormat,
-			SearchDomainFilter:  splitList(f.searchDomainFilter),
-			SearchRecencyFilter: f.searchRecencyFilter,
-		},
-	}
-	if f.temperature != -1 {
-		t := f.temperature
-		j.pipe.Chat.Temperature = &t
-	}
-	if f.searchContextSize != "" {
-		j.pipe.Chat.WebSearchOptions = &pplx.WebSearchOptions{SearchContextSize: f.searchContextSize}
-	}
+	j.pipe.Mode = pipeline.Mode(f.mode)
+	j.pipe.Template = tmpl
+	j.pipe.System = f.system
+	j.pipe.IDColumn = f.id
+	j.pipe.Concurrency = f.concurrency
+	j.pipe.MaxRetries = f.maxRetries
+	j.pipe.Timeout = f.timeout
+	j.pipe.MaxCostUSD = f.maxCost
+	j.pipe.AbortAfterFailures = maxFail
+	j.pipe.MaxFailureRate = maxRate
 	if len(errs) > 0 {
 		return nil, usageError{errors.Join(errs...)}
 	}
@@ -369,9 +321,11 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 		Limiters: limiter.NewSet(lc),
 		Backoff:  pplx.Backoff{MaxRetryAfter: f.maxRetryAfter},
 		Resume:   out.resume(),
+		Runs:     out.runs(),
 		Stop:     stop,
 		Log:      log,
 	}
+	cancelAbandoned(hard, client, out.abandoned, log)
 	log.Info().Str("input", f.input).Str("output", f.output).Str("mode", f.mode).
 		Str("base_url", j.baseURL).Msg("run started")
 	prog := newProgress(p.Snapshot, tty, log, f.progressInterval)
@@ -412,6 +366,9 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	switch {
 	case aborted:
 		fmt.Fprintf(e.stderr, "pplx-batch: aborted: %v\n", fatal.Err)
+		if pplx.RetiredChat(fatal.Err) {
+			fmt.Fprintf(e.stderr, "pplx-batch: %v\n", errRetiredChat(f))
+		}
 		if out.resumable() {
 			fmt.Fprintf(e.stderr, "pplx-batch: fix the cause and %s\n", resumeHint(f))
 		}
@@ -427,6 +384,22 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 		return code, runErr
 	}
 	return code, nil
+}
+
+// cancelAbandoned cancels the background runs that --restart discarded
+// from the journal, so that they stop costing; a run that already ended
+// cannot be cancelled, which is fine.
+func cancelAbandoned(ctx context.Context, c *pplx.Client, runs []pipeline.PendingRun, log zerolog.Logger) {
+	for _, r := range runs {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, _, err := c.CancelAgent(cctx, r.RunID)
+		cancel()
+		ev := log.Info()
+		if err != nil {
+			ev = log.Warn().Err(err)
+		}
+		ev.Str("run", r.RunID).Int64("row", r.Row).Msg("--restart: cancelled the pending background run")
+	}
 }
 
 // resumeHint tells how to resume the run: the same command, unless it
