@@ -259,9 +259,10 @@ func TestUsageErrorsCallNothing(t *testing.T) {
 	}{
 		{"no input", keyEnv(), []string{"--output", out, "--query", "x"}, "--input is required"},
 		{"no output", keyEnv(), []string{"--input", in, "--query", "x"}, "--output is required"},
-		{"bad mode", keyEnv(), []string{"--input", in, "--output", out, "--mode", "agent", "--query", "x"}, "--mode must be"},
+		{"bad mode", keyEnv(), []string{"--input", in, "--output", out, "--mode", "sonar", "--query", "x"}, "--mode must be search, agent or chat"},
+		{"query in agent mode", keyEnv(), []string{"--input", in, "--output", out, "--mode", "agent", "--query", "x", "--prompt", "x"}, "--query does not apply to --mode agent"},
 		{"no query", keyEnv(), []string{"--input", in, "--output", out}, "--query is required"},
-		{"prompt in search mode", keyEnv(), []string{"--input", in, "--output", out, "--prompt", "x"}, "--prompt is for --mode chat"},
+		{"prompt in search mode", keyEnv(), []string{"--input", in, "--output", out, "--prompt", "x"}, "--prompt does not apply to --mode search"},
 		{"bad template", keyEnv(), []string{"--input", in, "--output", out, "--query", "{{.company"}, "--query"},
 		{"missing column", keyEnv(), []string{"--input", in, "--output", out, "--query", "{{.name}}"}, "company_id, company, country"},
 		{"missing id column", keyEnv(), []string{"--input", in, "--output", out, "--query", "{{.company}}", "--id", "nope"}, `--id "nope"`},

@@ -388,7 +388,7 @@ func TestPlanUsageErrors(t *testing.T) {
 	}{
 		{"no input", []string{"--output", out, "--query", "x"}, "--input is required"},
 		{"no output", []string{"--input", in, "--query", "x"}, "--output is required"},
-		{"bad mode", []string{"--input", in, "--output", out, "--mode", "agent", "--query", "x"}, "--mode must be"},
+		{"bad mode", []string{"--input", in, "--output", out, "--mode", "sonar", "--query", "x"}, "--mode must be"},
 		{"bad template", []string{"--input", in, "--output", out, "--query", "{{.company"}, "--query"},
 		{"missing input file", []string{"--input", filepath.Join(dir, "nope.csv"), "--output", out, "--query", "x"}, "nope.csv"},
 		{"bad tier", []string{"--input", in, "--output", out, "--query", "x", "--tier", "6"}, "--tier must be between 0 and 5"},
