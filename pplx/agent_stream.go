@@ -66,6 +66,7 @@ type agentStream struct {
 	terminal  string         // the terminal event's type, "" before it
 	errInfo   *AgentError    // the terminal event's own error
 	items     map[int]*streamItem
+	ids       map[string]int // output index of each item id, the last one announced
 	doneFrame bool // a "data: [DONE]" line came before the terminal event
 }
 
@@ -149,10 +150,12 @@ func (a *agentStream) add(ev *AgentEvent) bool {
 				*st = streamItem{}
 			}
 			st.added = ev.Item
+			a.index(ev.Item.ID, ev.OutputIndex)
 		}
 	case EventOutputItemDone:
 		if ev.Item != nil {
 			a.item(ev.OutputIndex).done = ev.Item
+			a.index(ev.Item.ID, ev.OutputIndex)
 		}
 	case EventOutputTextDelta:
 		a.part(ev).deltas.WriteString(ev.Delta)
@@ -185,18 +188,39 @@ func (a *agentStream) item(i int) *streamItem {
 	return st
 }
 
+// index records that the item with this id is at output index i.
+func (a *agentStream) index(id string, i int) {
+	if id == "" {
+		return
+	}
+	if a.ids == nil {
+		a.ids = map[string]int{}
+	}
+	a.ids[id] = i
+}
+
+// byID returns the streamed item with this id, nil if none.
+func (a *agentStream) byID(id string) *streamItem {
+	if id == "" {
+		return nil
+	}
+	i, ok := a.ids[id]
+	if !ok {
+		return nil
+	}
+	if st := a.items[i]; st != nil && st.id() == id {
+		return st
+	}
+	return nil
+}
+
 // part returns the text state of a text event's content part. The part's
 // item is found by item_id when an item with that id was announced, else
 // by output_index.
 func (a *agentStream) part(ev *AgentEvent) *streamPart {
 	idx := ev.OutputIndex
-	if ev.ItemID != "" {
-		for i, st := range a.items {
-			if st.id() == ev.ItemID {
-				idx = i
-				break
-			}
-		}
+	if i, ok := a.ids[ev.ItemID]; ok && a.byID(ev.ItemID) != nil {
+		idx = i
 	}
 	st := a.item(idx)
 	if st.parts == nil {
@@ -312,12 +336,8 @@ func (a *agentStream) reconcile(out []OutputItem) []OutputItem {
 // match returns the streamed message item with this id, else the one at
 // index i if it has no other id.
 func (a *agentStream) match(id string, i int) *streamItem {
-	if id != "" {
-		for _, st := range a.items {
-			if st.id() == id {
-				return st
-			}
-		}
+	if st := a.byID(id); st != nil {
+		return st
 	}
 	if st := a.items[i]; st != nil && st.isMessage() && (id == "" || st.id() == "") {
 		return st
