@@ -67,7 +67,7 @@ type agentStream struct {
 	errInfo   *AgentError    // the terminal event's own error
 	items     map[int]*streamItem
 	ids       map[string]int // output index of each item id, the last one announced
-	doneFrame bool // a "data: [DONE]" line came before the terminal event
+	doneFrame bool           // a "data: [DONE]" line came before the terminal event
 }
 
 // streamItem is what the stream said about one output index.

@@ -177,7 +177,9 @@ func TestAgentStream(t *testing.T) {
 			want{status: StatusCompleted, text: "a", items: 3, sources: 1}},
 		{"incomplete with empty output", sseOf(created, `{"type":"response.incomplete","sequence_number":5,"response":{"id":"`+captureID+`","status":"incomplete","model":"openai/gpt-6-luna","incomplete_details":{"reason":"max_output_tokens"},"output":[],"usage":{"input_tokens":1213,"output_tokens":16,"total_tokens":1229,"cost":{"total_cost":0.00013}}}}`),
 			want{status: StatusIncomplete, model: "openai/gpt-6-luna", cost: 0.00013}},
-		{"incomplete keeps the partial text", sseOf(append(keep(evs, func(typ, _ string) bool { return typ != EventCompleted && typ != EventOutputTextDone && typ != EventOutputItemDone }),
+		{"incomplete keeps the partial text", sseOf(append(keep(evs, func(typ, _ string) bool {
+			return typ != EventCompleted && typ != EventOutputTextDone && typ != EventOutputItemDone
+		}),
 			`{"type":"response.incomplete","response":{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[]}}`)...),
 			want{status: StatusIncomplete, text: captureText, model: "fast", items: 1}},
 		{"failed with an error only", sseOf(created, `{"type":"response.failed","sequence_number":9,"error":{"code":"internal_error","message":"upstream failed","type":"server_error"}}`),
