@@ -253,6 +253,26 @@ func readParquetRows(t *testing.T, path string) []sink.Row {
 				r.Results = append(r.Results, sink.SearchResult{Title: mm["title"].(string), URL: mm["url"].(string)})
 			}
 		}
+		r.Content, _ = m["content"].(string)
+		r.Model, _ = m["model"].(string)
+		r.RequestID, _ = m["request_id"].(string)
+		if cs, ok := m["citations"].([]any); ok {
+			for _, c := range cs {
+				r.Citations = append(r.Citations, c.(string))
+			}
+		}
+		if ss, ok := m["search_results"].([]any); ok {
+			for _, x := range ss {
+				mm := x.(map[string]any)
+				r.SearchResults = append(r.SearchResults, sink.Source{ID: mm["id"].(int64), Title: mm["title"].(string), URL: mm["url"].(string)})
+			}
+		}
+		if u, ok := m["usage"].(map[string]any); ok {
+			r.Usage = &sink.Usage{PromptTokens: u["prompt_tokens"].(int64), CompletionTokens: u["completion_tokens"].(int64), TotalTokens: u["total_tokens"].(int64)}
+			if c, ok := u["cost_usd"].(float64); ok {
+				r.Usage.CostUSD = &c
+			}
+		}
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b sink.Row) int { return int(a.Row - b.Row) })
