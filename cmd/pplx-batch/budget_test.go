@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pplx-batch/pplx-batch/sim"
 	"github.com/pplx-batch/pplx-batch/sink"
@@ -160,5 +162,34 @@ func TestSummaryAgreesWithTheOutputs(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, testKey) || strings.Contains(readFile(t, sum), testKey) {
 		t.Error("the API key leaked into the logs or the summary")
+	}
+}
+
+// TestMaxCostSpendsTheBudget checks that a budget stops a job with
+// automatic concurrency only once what was spent plus the next request
+// would pass it: rows waiting for the rate limiter or for requests in
+// flight do not use the budget up before anything is sent.
+func TestMaxCostSpendsTheBudget(t *testing.T) {
+	for _, mode := range []string{"chat", "agent"} {
+		t.Run(mode, func(t *testing.T) {
+			ts, srv := startSim(t, sim.Config{Latency: 100 * time.Millisecond})
+			dir := t.TempDir()
+			in := writeFile(t, "in.csv", companies(200))
+			const budget = 0.25
+			r := runMain(t, "", keyEnv(), "run", "--mode", mode, "--input", in, "--output", filepath.Join(dir, "out.jsonl"),
+				"--prompt", "{{.company}}", "--base-url", ts.URL, "--max-cost", fmt.Sprint(budget))
+			if r.code != exitAborted {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, exitAborted, r.stderr)
+			}
+			st := srv.Stats()
+			perRequest := st.CostUSD / float64(st.Answered)
+			if st.CostUSD < budget/2 {
+				t.Errorf("the job stopped after spending $%.4f (%d answers) of a $%.2f budget; want at least half of it", st.CostUSD, st.Answered, budget)
+			}
+			if limit := budget + float64(st.MaxInFlight)*perRequest*1.5; st.CostUSD > limit {
+				t.Errorf("the server billed $%.4f: more than the budget plus the %d requests in flight ($%.4f)", st.CostUSD, st.MaxInFlight, limit)
+			}
+			t.Logf("billed $%.4f in %d answers (at most %d in flight) for a budget of $%.2f", st.CostUSD, st.Answered, st.MaxInFlight, budget)
+		})
 	}
 }
