@@ -14,13 +14,22 @@ import (
 
 const simUsage = `Usage: pplx-batch sim [flags]
 
-Serves the built-in Perplexity API simulator: POST /search and
-POST /chat/completions (plain and streamed), with deterministic answers,
-a server-side token bucket per key and bucket, rate-limit headers and 429s.
-It prints its base URL on the first line of standard output and serves
-until interrupted.
+Serves the built-in Perplexity API simulator with deterministic answers,
+a server-side token bucket per key and bucket, rate-limit headers and 429s:
 
-  pplx-batch sim --addr 127.0.0.1:8080 --rps 50 --burst 50 --key demo-key
+  POST /search
+  POST /chat/completions, /v1/sonar     plain and streamed (403 with --retire-chat)
+  POST /v1/agent, /v1/responses         the Agent API: plain, streamed (stream:true)
+                                        or background (background:true); one
+                                        rate-limit bucket per key for all models
+  GET  /v1/agent/{id}                   poll a background run (takes no token)
+  POST /v1/agent/{id}/cancel            cancel a background run
+  GET  /_sim/stats                      counters, billed cost per key, timeline
+
+It prints its base URL on the first line of standard output and serves
+until interrupted. The real Agent API sends epoch-style headers:
+
+  pplx-batch sim --addr 127.0.0.1:8080 --rps 50 --burst 50 --key demo-key --headers epoch
 
 Flags:
 `
@@ -48,6 +57,13 @@ func simCommand(ctx context.Context, args []string, e env) int {
 		pCut     = fs.Float64("fault-cut", 0, "share of answers cut off before their end")
 		pGarbage = fs.Float64("fault-garbage", 0, "share of 200 answers whose body is not JSON")
 		schedule = fs.String("schedule", "", "limit changes, e.g. '30s=25,60s=100' (at=rps[/burst])")
+		retire   = fs.Bool("retire-chat", false, "answer /chat/completions and /v1/sonar with the 403 of the retired Sonar chat API")
+		pFailed  = fs.Float64("agent-failed", 0, "share of agent runs answered 200 with status failed")
+		pIncompl = fs.Float64("agent-incomplete", 0, "share of agent runs answered 200 with status incomplete (half the answer)")
+		pError   = fs.Float64("agent-error", 0, "share of streamed agent runs ended by a bare error event (failed when not streamed)")
+		bgDur    = fs.Duration("background-duration", sim.DefaultBackgroundDuration, "how long a background agent run takes from submit to its end")
+		cancelD  = fs.Duration("cancel-delay", time.Second, "how long a cancelled background run still shows in progress")
+		tailOpen = fs.Duration("tail-open", 0, "keep an agent stream open this long after its terminal event")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -69,6 +85,9 @@ func simCommand(ctx context.Context, args []string, e env) int {
 		Key: *key, RPS: *rps, Burst: *burst, Latency: *latency, Jitter: *jitter,
 		Headers: style, Schedule: changes, MaxInFlight: *inflight, Seed: *seed,
 		Faults: sim.Faults{P500: *p500, P503: *p503, PReset: *pReset, PCut: *pCut, PGarbage: *pGarbage},
+		Agent: sim.AgentConfig{PFailed: *pFailed, PIncomplete: *pIncompl, PError: *pError,
+			BackgroundDuration: *bgDur, CancelDelay: *cancelD, TailOpen: *tailOpen},
+		RetireChat: *retire,
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
