@@ -167,8 +167,8 @@ func (a *agentStream) add(ev *AgentEvent) bool {
 		a.terminal = ev.Type
 		a.final = ev.Response
 		a.errInfo = ev.Error
-		if a.errInfo == nil && ev.Message != "" {
-			a.errInfo = &AgentError{Message: ev.Message}
+		if a.errInfo == nil && (ev.Message != "" || ev.Code != "") {
+			a.errInfo = &AgentError{Code: ev.Code, Message: ev.Message}
 		}
 		return true
 	}

@@ -191,7 +191,7 @@ func TestAgentStream(t *testing.T) {
 		{"error event", sseOf(created, `{"type":"error","sequence_number":4,"error":{"code":null,"message":"overloaded","type":"server_error"}}`),
 			want{status: StatusFailed, model: "fast", errMsg: "overloaded"}},
 		{"bare error event", sseOf(created, `{"type":"error","message":"rate limited","code":429}`),
-			want{status: StatusFailed, model: "fast", errMsg: "rate limited"}},
+			want{status: StatusFailed, model: "fast", errCode: "429", errMsg: "rate limited"}},
 		{"error object without a type", sseOf(created, `{"error":{"code":400,"message":"bad schema"}}`),
 			want{status: StatusFailed, model: "fast", errCode: "400", errMsg: "bad schema"}},
 		{"event: error with text data", sseOf(created) + "event: error\ndata: upstream exploded\n\n",

@@ -262,7 +262,7 @@ type AgentCost struct {
 // ".done" carry OutputIndex and Item; "response.output_text.delta" carries
 // ItemID, OutputIndex, ContentIndex and Delta; "response.output_text.done"
 // carries the whole Text; "response.failed" and "error" may carry Error,
-// and a bare error event may carry only Message.
+// and a bare error event may carry only Message and Code.
 type AgentEvent struct {
 	Type           string         `json:"type"`
 	SequenceNumber int64          `json:"sequence_number"`
@@ -275,6 +275,7 @@ type AgentEvent struct {
 	Text           string         `json:"text,omitempty"`
 	Error          *AgentError    `json:"error,omitempty"`
 	Message        string         `json:"message,omitempty"`
+	Code           FlexString     `json:"code,omitempty"`
 }
 
 // Stream event types. The terminal ones end a stream: exactly one arrives.

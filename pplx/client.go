@@ -1,13 +1,17 @@
 // Package pplx is a client for the Perplexity HTTP API: the Search API
-// (POST /search) and Chat Completions (POST /chat/completions), plain or
-// streamed over server-sent events.
+// (POST /search), the Agent API (POST /v1/agent, plain, streamed or as a
+// background run polled and cancelled by id) and OpenAI-compatible Chat
+// Completions (POST /chat/completions), which Perplexity itself retired
+// on 2026-09-27 ([RetiredChat]).
 //
 // A [Client] makes one attempt per call and reports, besides the answer,
 // the response's [Meta] (status, headers, request id, latency), also on
 // error, so that a rate limiter can learn from every response. Failures
-// are typed: [*APIError] for error answers of the API, [*StreamError]
-// (matching [ErrTruncatedStream]) for streams cut before their end, and
-// [*DecodeError] for 2xx bodies that are not the expected JSON. The caller
+// are typed: [*APIError] for error answers of the API, [*RunError] for
+// Agent API runs that failed, were cancelled or are incomplete (answered
+// with HTTP 200), [*StreamError] (matching [ErrTruncatedStream]) for
+// streams cut before their end, and [*DecodeError] for 2xx bodies that
+// are not the expected JSON. The caller
 // drives retries with [Retryable] and [RetryDelay], because every attempt
 // must pass its rate limiter first.
 //
