@@ -19,7 +19,7 @@ test:
 	$(GO) test -race $(PKGS)
 
 # demo starts the simulator on a free loopback port, runs a search job over
-# testdata/companies.csv into JSONL and a streamed chat job over
+# testdata/companies.csv into JSONL and a streamed Agent API job over
 # testdata/questions.jsonl into Parquet, and checks one ok row per input row.
 demo: build
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)
@@ -30,13 +30,13 @@ demo: build
 	url=$$(head -n1 $(DEMO)/sim.url); echo "simulator at $$url"; \
 	echo '$$ pplx-batch run --config configs/demo-search.yaml'; \
 	PERPLEXITY_API_KEY=demo-key $(BIN) run --config configs/demo-search.yaml --base-url $$url --log-level warn; \
-	echo '$$ pplx-batch run --config configs/demo-chat.yaml'; \
-	PERPLEXITY_API_KEY=demo-key $(BIN) run --config configs/demo-chat.yaml --base-url $$url --log-level warn; \
+	echo '$$ pplx-batch run --config configs/demo-agent.yaml'; \
+	PERPLEXITY_API_KEY=demo-key $(BIN) run --config configs/demo-agent.yaml --base-url $$url --log-level warn; \
 	ok=$$(grep -c '"status":"ok"' $(DEMO)/companies.jsonl); \
 	in=$$(($$(wc -l < testdata/companies.csv) - 1)); \
 	echo "search: $$ok ok rows of $$in input rows in $(DEMO)/companies.jsonl"; \
 	test "$$ok" -eq "$$in"; \
-	echo "chat: answers in $(DEMO)/answers.parquet"; \
+	echo "agent: answers in $(DEMO)/answers.parquet"; \
 	echo "first search row:"; head -n1 $(DEMO)/companies.jsonl | cut -c1-400
 
 # bench runs every Go benchmark; compare runs with benchstat.
