@@ -152,6 +152,9 @@ func agentOutcome(c *agentCall, f agentFate) agentResult {
 		r.results = AgentSearchResults(c.input, c.maxResults)
 	}
 	full := AgentContent(c.model, c.input, len(r.results))
+	if c.schema != nil {
+		full = AgentJSONContent(c.schema, c.input)
+	}
 	r.status, r.msgStatus, r.text = pplx.StatusCompleted, pplx.StatusCompleted, full
 	limit := int64(0)
 	switch {

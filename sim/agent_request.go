@@ -153,6 +153,7 @@ type agentCall struct {
 	stream, background   bool
 	includeUsage         bool
 	store                bool
+	schema               json.RawMessage // response_format's JSON Schema
 
 	// echoes
 	instructions       *string
@@ -362,6 +363,9 @@ func parseAgent(body []byte) (*agentCall, *agentBad) {
 	}
 	if bad := checkResponseFormat(b.ResponseFormat); bad != nil {
 		return nil, bad
+	}
+	if rf := b.ResponseFormat; rf != nil && rf.Type == "json_schema" {
+		c.schema = rf.JSONSchema.Schema
 	}
 
 	// Tools: an explicit web_search turns search on; with a preset, an
