@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -29,16 +28,7 @@ func (c *Client) readAgentStream(ctx context.Context, resp *http.Response) (*Age
 		ev, err := sr.Next()
 		if err != nil {
 			_ = resp.Body.Close()
-			if cerr := ctx.Err(); cerr != nil {
-				return a.result(), fmt.Errorf("pplx: read agent stream: %w", cerr)
-			}
-			if errors.Is(err, ErrTooLarge) {
-				return a.result(), c.decodeError(resp, nil, err)
-			}
-			if err == io.EOF {
-				err = nil
-			}
-			return a.result(), &StreamError{Events: a.events, Err: err}
+			return a.result(), c.streamEnd(ctx, resp, "agent", a.events, err)
 		}
 		end, err := a.feed(ev)
 		if err != nil {

@@ -339,16 +339,7 @@ func (c *Client) readStream(ctx context.Context, resp *http.Response) (_ *ChatRe
 	for n := 0; ; n++ {
 		ev, err := sr.Next()
 		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return a.result(), fmt.Errorf("pplx: read chat stream: %w", cerr)
-			}
-			if errors.Is(err, ErrTooLarge) {
-				return a.result(), c.decodeError(resp, nil, err)
-			}
-			if err == io.EOF {
-				err = nil
-			}
-			return a.result(), &StreamError{Events: n, Err: err}
+			return a.result(), c.streamEnd(ctx, resp, "chat", n, err)
 		}
 		if ev.Type == "error" {
 			return a.result(), c.streamError(resp, ev.Data)
@@ -368,6 +359,22 @@ func (c *Client) readStream(ctx context.Context, resp *http.Response) (_ *ChatRe
 		}
 		a.add(&ch.ChatResponse)
 	}
+}
+
+// streamEnd returns the error of a stream of this kind whose read failed
+// with err after n events: the context's error if it is done, a
+// *DecodeError for an event too large, else a *StreamError.
+func (c *Client) streamEnd(ctx context.Context, resp *http.Response, kind string, n int, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("pplx: read %s stream: %w", kind, cerr)
+	}
+	if errors.Is(err, ErrTooLarge) {
+		return c.decodeError(resp, nil, err)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return &StreamError{Events: n, Err: err}
 }
 
 // streamError builds the *APIError of an error frame of a stream.
