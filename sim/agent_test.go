@@ -123,7 +123,7 @@ func TestAgentAccepts(t *testing.T) {
 		{"type":"fetch_url","max_urls":3},{"type":"function","name":"lookup","description":"d","parameters":{"type":"object"},"strict":true},
 		{"type":"mcp","server_label":"m","server_url":"https://mcp.invalid","authorization":"a","headers":{"h":"v"},"allowed_tools":["t"]}],
 		"tool_choice":{"type":"web_search"},"max_output_tokens":4000,"max_steps":101,"max_tool_calls":5,"reasoning":{"effort":"xhigh"},
-		"response_format":{"type":"json_schema","json_schema":{"name":"n","description":"d","schema":{"type":"object"},"strict":true}},
+		"response_format":{"type":"text"},
 		"stream":false,"stream_options":{"include_usage":true},"background":false,"store":true,"previous_response_id":"resp_8eead91b-1612-4fc7-b7d2-c15e903da865",
 		"temperature":0.2,"top_p":0.9,"parallel_tool_calls":false,"language_preference":"en","metadata":{"row":"1"},"truncation":"auto","skills":[]}`
 	tests := []struct {
@@ -567,7 +567,7 @@ func TestAgentJSONContent(t *testing.T) {
 
 	ts := start(t, New(Config{Key: testKey}))
 	schema := `{"type":"object","properties":{"city":{"type":"string"}}}`
-	r := post(t, ts, pplx.AgentPath, `{"preset":"fast","input":"France","response_format":{"type":"json_schema","json_schema":{"name":"c","schema":`+schema+`}}}`)
+	r := post(t, ts, pplx.AgentPath, `{"preset":"fast","input":"France","response_format":{"type":"json_schema","json_schema":{"name":"c","description":"d","strict":true,"schema":`+schema+`}}}`)
 	resp := decode[pplx.AgentResponse](t, r.body)
 	if text := resp.Output[len(resp.Output)-1].Content[0].Text; text != AgentJSONContent([]byte(schema), "France") {
 		t.Errorf("got text %q, want the JSON answer", text)
