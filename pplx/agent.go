@@ -19,9 +19,11 @@ import (
 // Failures of the run itself arrive as HTTP 200: when the decoded run's
 // Status is [StatusFailed], [StatusCancelled] or [StatusIncomplete], Agent
 // returns the response and a [*RunError]; for [StatusCompleted],
-// [StatusQueued] (a background run) and [StatusInProgress] the error is
-// nil. A 2xx body with no status is a [*DecodeError]. Other errors are
-// described in the package documentation.
+// [StatusQueued] (a background run), [StatusInProgress] and any status
+// this package does not know the error is nil. A 2xx body with no status
+// is a [*DecodeError]. On any other error the response is nil (Meta still
+// names the run when its id was read). Other errors are described in the
+// package documentation.
 //
 // When req.Stream is true, Agent reads the typed server-sent events up to
 // the first terminal event (response.completed, .incomplete, .failed,

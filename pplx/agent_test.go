@@ -1,6 +1,7 @@
 package pplx_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -463,5 +464,26 @@ func TestAgentKeyRedaction(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAgentContextCancelMidStream(t *testing.T) {
+	created := strings.SplitAfter(fixture(t, "stream_fast.sse"), "\n\n")[0]
+	written := make(chan struct{})
+	c := fake(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, created)
+		http.NewResponseController(w).Flush()
+		close(written)
+		<-r.Context().Done()
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-written
+		cancel()
+	}()
+	resp, _, err := c.Agent(ctx, &pplx.AgentRequest{Preset: "fast", Input: "q", Stream: true})
+	if !errors.Is(err, context.Canceled) || resp != nil || pplx.Retryable(err) {
+		t.Errorf("got %v, %v, want a non-retryable context.Canceled", resp, err)
 	}
 }
