@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -94,14 +93,7 @@ func newAgentState(cfg AgentConfig) *agentState {
 	if a.duration <= 0 {
 		a.duration = DefaultBackgroundDuration
 	}
-	p := 0.0
-	for i, v := range []float64{cfg.PFailed, cfg.PIncomplete, cfg.PError} {
-		if math.IsNaN(v) || v < 0 {
-			v = 0
-		}
-		p += min(v, 1)
-		a.fates[i] = p
-	}
+	cumulative(a.fates[:], cfg.PFailed, cfg.PIncomplete, cfg.PError)
 	return a
 }
 
@@ -304,10 +296,7 @@ func (s *Server) agentCreate(w http.ResponseWriter, r *http.Request, apiKey, req
 	defer release()
 
 	f := s.fault(c.fp, adm.attempt)
-	if err := s.sleep(r.Context(), s.delay(c.fp, adm.attempt)); err != nil {
-		s.mu.Lock()
-		s.stats.Canceled++
-		s.mu.Unlock()
+	if !s.wait(r.Context(), s.delay(c.fp, adm.attempt)) {
 		return
 	}
 	if s.hardFault(w, f) {

@@ -142,19 +142,23 @@ var (
 	errTerminal = &agentBad{typ: "invalid_request", msg: "the run is already terminal and cannot be cancelled"}
 )
 
+// runRequest starts the answer to a request about run id: the agent
+// bucket's rate-limit headers (no token is taken), the 400 of a malformed
+// id, and the base latency. It reports whether to go on.
+func (s *Server) runRequest(w http.ResponseWriter, r *http.Request, apiKey, id string) bool {
+	s.setAgentRate(w.Header(), s.peek(apiKey, agentBucket))
+	if !validResponseID(id) {
+		s.writeAgentError(w, http.StatusBadRequest, errBadID)
+		return false
+	}
+	return s.wait(r.Context(), s.latency)
+}
+
 // agentGet answers GET /v1/agent/{id}: the run's snapshot. A poll takes
 // no rate-limit token (it shows the agent bucket's state) and waits the
 // base latency; faults are drawn per run and poll.
 func (s *Server) agentGet(w http.ResponseWriter, r *http.Request, apiKey, id string) {
-	s.setAgentRate(w.Header(), s.peek(apiKey, agentBucket))
-	if !validResponseID(id) {
-		s.writeAgentError(w, http.StatusBadRequest, errBadID)
-		return
-	}
-	if err := s.sleep(r.Context(), s.latency); err != nil {
-		s.mu.Lock()
-		s.stats.Canceled++
-		s.mu.Unlock()
+	if !s.runRequest(w, r, apiKey, id) {
 		return
 	}
 	now := s.now()
@@ -187,15 +191,7 @@ func (s *Server) agentGet(w http.ResponseWriter, r *http.Request, apiKey, id str
 // unknown well-formed id gets the same 400 as a terminal run. A cancel
 // takes no rate-limit token.
 func (s *Server) agentCancel(w http.ResponseWriter, r *http.Request, apiKey, id string) {
-	s.setAgentRate(w.Header(), s.peek(apiKey, agentBucket))
-	if !validResponseID(id) {
-		s.writeAgentError(w, http.StatusBadRequest, errBadID)
-		return
-	}
-	if err := s.sleep(r.Context(), s.latency); err != nil {
-		s.mu.Lock()
-		s.stats.Canceled++
-		s.mu.Unlock()
+	if !s.runRequest(w, r, apiKey, id) {
 		return
 	}
 	now := s.now()

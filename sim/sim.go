@@ -215,14 +215,7 @@ func New(cfg Config) *Server {
 		s.style = HeadersSeconds
 	}
 	s.segs = segments(cfg.RPS, cfg.Burst, cfg.Schedule)
-	p := 0.0
-	for i, v := range []float64{cfg.Faults.P500, cfg.Faults.P503, cfg.Faults.PReset, cfg.Faults.PCut, cfg.Faults.PGarbage} {
-		if math.IsNaN(v) || v < 0 {
-			v = 0
-		}
-		p += min(v, 1)
-		s.faults[i] = p
-	}
+	cumulative(s.faults[:], cfg.Faults.P500, cfg.Faults.P503, cfg.Faults.PReset, cfg.Faults.PCut, cfg.Faults.PGarbage)
 	return s
 }
 
@@ -343,16 +336,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.release(apiKey)
 
 	fault := s.fault(c.fp, adm.attempt)
-	if err := s.sleep(r.Context(), s.delay(c.fp, adm.attempt)); err != nil {
-		s.mu.Lock()
-		s.stats.Canceled++
-		s.mu.Unlock()
+	if !s.wait(r.Context(), s.delay(c.fp, adm.attempt)) {
 		return
 	}
 	if s.hardFault(w, fault) {
 		return
 	}
 	s.answer(w, id, c, fault)
+}
+
+// cumulative stores in dst the running sums of probabilities ps, each
+// clamped to [0, 1] (NaN counts as 0).
+func cumulative(dst []float64, ps ...float64) {
+	p := 0.0
+	for i, v := range ps {
+		if math.IsNaN(v) || v < 0 {
+			v = 0
+		}
+		p += min(v, 1)
+		dst[i] = p
+	}
+}
+
+// wait waits d (the latency of an admitted request) and reports whether
+// it ended before the request's context; a request that went away is
+// counted as Canceled.
+func (s *Server) wait(ctx context.Context, d time.Duration) bool {
+	if err := s.sleep(ctx, d); err != nil {
+		s.mu.Lock()
+		s.stats.Canceled++
+		s.mu.Unlock()
+		return false
+	}
+	return true
 }
 
 // hardFault answers a 500, 503 or reset fault and reports whether f was
