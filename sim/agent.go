@@ -152,19 +152,8 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request, reqID string
 	if op == opGet {
 		method = http.MethodGet
 	}
-	switch {
-	case op == opNone:
-		s.writeError(w, http.StatusNotFound, "not_found", "Not Found")
-		return
-	case r.Method != method:
-		w.Header().Set("Allow", method)
-		s.writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed")
-		return
-	}
-	apiKey, ok := s.authorize(r.Header.Get("Authorization"))
+	apiKey, ok := s.admitPath(w, r, op != opNone, method)
 	if !ok {
-		s.writeError(w, http.StatusUnauthorized, "invalid_api_key",
-			"Invalid API key provided. Ensure your API key is correct and active.")
 		return
 	}
 	switch op {

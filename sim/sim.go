@@ -290,19 +290,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ep := endpointFor(r.URL.Path)
 	s.begin(ep)
-	if ep == epNone {
-		s.writeError(w, http.StatusNotFound, "not_found", "Not Found")
-		return
-	}
-	if r.Method != http.MethodPost {
-		h.Set("Allow", http.MethodPost)
-		s.writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed")
-		return
-	}
-	apiKey, ok := s.authorize(r.Header.Get("Authorization"))
+	apiKey, ok := s.admitPath(w, r, ep != epNone, http.MethodPost)
 	if !ok {
-		s.writeError(w, http.StatusUnauthorized, "invalid_api_key",
-			"Invalid API key provided. Ensure your API key is correct and active.")
 		return
 	}
 	if ep == epChat && s.retireChat {
@@ -391,6 +380,28 @@ func (s *Server) hardFault(w http.ResponseWriter, f fault) bool {
 		return false
 	}
 	return true
+}
+
+// admitPath answers 404 when the path is not found, 405 when the method
+// is not method and 401 when the request has no valid key; otherwise it
+// returns the key.
+func (s *Server) admitPath(w http.ResponseWriter, r *http.Request, found bool, method string) (string, bool) {
+	if !found {
+		s.writeError(w, http.StatusNotFound, "not_found", "Not Found")
+		return "", false
+	}
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		s.writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed")
+		return "", false
+	}
+	apiKey, ok := s.authorize(r.Header.Get("Authorization"))
+	if !ok {
+		s.writeError(w, http.StatusUnauthorized, "invalid_api_key",
+			"Invalid API key provided. Ensure your API key is correct and active.")
+		return "", false
+	}
+	return apiKey, true
 }
 
 // authorize checks an Authorization header and returns the key it carries.
