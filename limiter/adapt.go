@@ -23,6 +23,10 @@ const (
 	inFlightSpare = 2
 	// maxAutoInFlight bounds the automatic in-flight limit.
 	maxAutoInFlight = 1024
+	// blindGap and blindMax: until the first response comes back, the
+	// in-flight limit grows by one every blindGap, up to blindMax.
+	blindGap = 50 * time.Millisecond
+	blindMax = 32
 	// reserveMin, reserveTime and reserveBoost make the reserve k: tokens
 	// left in the server's bucket as a margin (reserveMin, plus
 	// reserveTime seconds of refill, plus reserveBoost per recent 429,
@@ -43,6 +47,9 @@ const (
 	anchorKeep = 3 * time.Second
 	anchorGap  = 20 * time.Millisecond
 	maxAnchors = 256
+	// boundKeep is how long a lower bound on the rate read from one
+	// response's reset is kept.
+	boundKeep = 2 * time.Second
 	// headerlessAfter is how many responses in a row without rate-limit
 	// headers make a Limiter stop pacing from headers.
 	headerlessAfter = 5
@@ -59,6 +66,9 @@ const (
 	// spent, on top of the refill rate: a surplus goes out paced, not as a
 	// burst whose requests would reach the server out of order.
 	surplusHorizon = 0.5
+	// fullHorizon is the horizon while the freshest response found the
+	// bucket full.
+	fullHorizon = 0.1
 	// rateBin is the bin of the measured send rate.
 	rateBin = 500 * time.Millisecond
 	// lossSpan is the least time between two losses for the rate between
@@ -107,6 +117,12 @@ type sendRec struct {
 	sent time.Time
 }
 
+// rateBound is a lower bound on the refill rate, learnt at a time.
+type rateBound struct {
+	at time.Time
+	r  float64
+}
+
 // anchor is a response kept for the empirical refill-rate estimate.
 type anchor struct {
 	seq  uint64
@@ -144,7 +160,8 @@ type adapt struct {
 	boostAt   time.Time
 	noHeader  int // responses in a row without rate-limit headers
 	anchors   []anchor
-	votes     int // > 0 favours a fixed window
+	bounds    []rateBound // recent lower bounds on the rate, a monotone queue
+	votes     int         // > 0 favours a fixed window
 	votedAt   time.Time
 	fixed     bool
 	window    time.Duration // fixed-window length, from w= or the largest reset
@@ -172,6 +189,8 @@ type adapt struct {
 	// Measured send rate (grants per second), smoothed as the AWS SDKs do.
 	binStart time.Time
 	firstAt  time.Time // the first grant
+	heard    bool      // a response has come back
+	full     bool      // the freshest response found the bucket full
 	binCount int
 	sendRate float64
 }
@@ -240,7 +259,7 @@ func (a *adapt) inFlightLimit(now time.Time) int {
 	var c float64
 	switch {
 	case a.mode == modeStart || a.srtt == 0:
-		c = a.cwnd
+		c = max(a.cwnd, float64(a.blindSlots(now)))
 	default:
 		r := a.rate(now)
 		if a.mode == modeHeaders {
@@ -259,6 +278,28 @@ func (a *adapt) inFlightLimit(now time.Time) int {
 		return 1
 	}
 	return int(min(c, maxAutoInFlight))
+}
+
+// blindSlots returns the in-flight limit while no response has come back:
+// one more request every blindGap since the first went, up to blindMax.
+// (A 429 comes back at once, so a bucket that an earlier run drained
+// costs about one; an answer that takes seconds no longer leaves them
+// empty.) It returns 0 once a response has come back.
+func (a *adapt) blindSlots(now time.Time) int {
+	if a.heard || a.firstAt.IsZero() {
+		return 0
+	}
+	return min(1+int(now.Sub(a.firstAt)/blindGap), blindMax)
+}
+
+// blindWait returns how long until blindSlots grows; 0 when it no longer
+// does.
+func (a *adapt) blindWait(now time.Time) time.Duration {
+	n := a.blindSlots(now)
+	if n == 0 || n >= blindMax {
+		return 0
+	}
+	return max(a.firstAt.Add(time.Duration(n)*blindGap).Sub(now), 1)
 }
 
 // countSend measures the send rate.
@@ -371,6 +412,11 @@ func (a *adapt) horizon() float64 {
 	if a.limit > 0 && a.rhat > 0 {
 		h = min(h, a.limit/a.rhat/2)
 	}
+	if a.full {
+		// The freshest response found the bucket full: its refill is
+		// being wasted, and R̂ errs low.
+		h = min(h, fullHorizon)
+	}
 	return max(h, 0.01)
 }
 
@@ -432,7 +478,7 @@ func (a *adapt) sync(now time.Time, t Ticket, info Info, is429 bool, last uint64
 			// and a bucket's window (limit/rate) rarely changes: until new
 			// intervals measure it, the rate scales with the limit.
 			f := info.Limit / a.limit
-			a.anchors, a.votes = a.anchors[:0], 0
+			a.anchors, a.votes, a.bounds = a.anchors[:0], 0, a.bounds[:0]
 			a.rEmp *= f
 			a.rhat *= f
 		}
@@ -449,12 +495,25 @@ func (a *adapt) sync(now time.Time, t Ticket, info Info, is429 bool, last uint64
 	// Rate estimates. Both err low: remaining is rounded down, resets are
 	// rounded up, and the empirical one subtracts a token.
 	var rInst float64
-	if info.HasLimit && info.HasReset && info.Reset > 0 && a.limit-rem >= 2 {
-		rInst = (a.limit - rem - 1) / info.Reset.Seconds()
+	if info.HasLimit && info.HasReset && info.Reset > 0 {
+		switch {
+		case a.limit-rem >= 2:
+			rInst = (a.limit - rem - 1) / info.Reset.Seconds()
+		case a.limit-rem >= 1 && !is429:
+			// remaining = limit − 1: the bucket was full before this
+			// request took its token, so exactly one token is missing
+			// and the reset is the time one token takes.
+			rInst = 1 / info.Reset.Seconds()
+		}
 	}
 	if info.Window > 0 && a.limit > 0 {
 		rInst = max(rInst, a.limit/info.Window.Seconds())
 	}
+	// Each of these is a lower bound on the rate: the largest of the
+	// recent ones is the best. (The fraction of a token that remaining
+	// rounds away varies from one response to the next; the response
+	// where it is smallest bounds the rate most tightly.)
+	rInst = a.bound(now, rInst)
 	if rInst == 0 && info.HasLimit && info.HasReset && info.Reset > 0 && a.limit-rem >= 1 &&
 		(a.rhat == 0 || (a.limit < 2 && !is429)) {
 		// A bucket that was probably full before this request took its
@@ -481,6 +540,7 @@ func (a *adapt) sync(now time.Time, t Ticket, info Info, is429 bool, last uint64
 		return
 	}
 	a.syncSent = t.Sent
+	a.full = !is429 && a.limit >= 2 && rem >= a.limit-1
 	after := float64(last-t.Seq) - float64(a.rejectedIn(t.Seq, last))
 	if a.fixed {
 		a.est, a.estAt = rem-after, now
@@ -491,6 +551,27 @@ func (a *adapt) sync(now time.Time, t Ticket, info Info, is429 bool, last uint64
 	}
 	a.est = min(a.replay(t, rem, after, now, last), a.shadowCap())
 	a.estAt = now
+}
+
+// bound notes r, a lower bound on the refill rate learnt at now (0: none),
+// and returns the largest lower bound of the last boundKeep.
+func (a *adapt) bound(now time.Time, r float64) float64 {
+	for len(a.bounds) > 0 && now.Sub(a.bounds[0].at) > boundKeep {
+		a.bounds = a.bounds[1:]
+	}
+	if r > 0 && !math.IsInf(r, 0) {
+		// A monotone queue: a bound older and no larger than r can never
+		// be the largest again.
+		n := len(a.bounds)
+		for n > 0 && a.bounds[n-1].r <= r {
+			n--
+		}
+		a.bounds = append(a.bounds[:n], rateBound{at: now, r: r})
+	}
+	if len(a.bounds) == 0 {
+		return 0
+	}
+	return a.bounds[0].r
 }
 
 // replay returns the server's tokens at now: rem when t was sent, then
@@ -549,8 +630,10 @@ func (a *adapt) empirical(t Ticket, rem float64) {
 		appeared := rem - base.rem + admitted
 		span := t.Sent.Sub(base.sent).Seconds()
 		full := a.hasLimit && (rem >= a.limit-1 || base.rem >= a.limit-1)
-		if !full {
-			a.rEmp = max(0, (appeared-1)/span)
+		if r := max(0, (appeared-1)/span); !full {
+			a.rEmp = r
+		} else {
+			a.rEmp = max(a.rEmp, r)
 		}
 		// A fixed window shows no refill within the window and a big one
 		// across its end. Votes are spaced out so that each window casts
@@ -671,6 +754,7 @@ func (a *adapt) observe(now time.Time, t Ticket, o Outcome, info Info, last uint
 	if o.Status == 0 {
 		return 0, "", ev // no response: nothing learnt
 	}
+	a.heard = true
 	was := a.modeName()
 	is429 := o.Status == http.StatusTooManyRequests
 	if !is429 && o.Status < 500 {

@@ -33,11 +33,14 @@
 //
 // [ModeStart]: nothing is known. There is no pacing, and the in-flight limit
 // does a TCP slow start: it is 1 at first, so the first request goes alone
-// and its headers are seen before anything else goes into a bucket that an
+// and its headers are seen before much else goes into a bucket that an
 // earlier run may have drained, and it grows by one for each response that
-// comes back while it was full (doubling per round trip). Against a server
-// that never limits, this is the only brake, and it is gone in a few round
-// trips.
+// comes back while it was full (doubling per round trip). Until the first
+// response comes back it also grows by one every blindGap (50 ms), up to
+// blindMax (32): a 429 comes back at once, so a drained bucket costs about
+// one, while answers that take a second no longer leave that second empty.
+// Against a server that never limits, this is the only brake, and it is gone
+// in a few round trips.
 //
 // [ModeHeaders]: the responses carry a remaining count, in any dialect that
 // [ParseHeaders] reads. The Limiter keeps a shadow of the server's bucket:
@@ -54,14 +57,24 @@
 // bucket hovers at k while as many requests go in as tokens come.
 //
 // R̂, the refill rate, is the larger of two estimates that both err low.
-// From one response: (limit − remaining − 1) / reset, and limit / w when an
-// IETF policy gives the window (remaining is rounded down and resets up,
-// and the 1 covers the rounding). Between two responses sent estSpan (2 s)
-// apart, or at least estMinSpan (1 s): (remaining₂ − remaining₁ + our
-// requests admitted in between − 1) / the time between their sends, unless
-// the bucket was full. Coarse resets (epoch seconds, IETF t=, a timestamp
-// read against the one-second Date) make the first estimate low; the second
-// is exact to a token in 2 s. An estimate that errs low costs nothing: each
+// From each response a lower bound: (limit − remaining − 1) / reset, or 1 /
+// reset when remaining = limit − 1 (the bucket was full before the request,
+// so exactly one token is missing), and limit / w when an IETF policy gives
+// the window (remaining is rounded down and resets up, and the 1 covers the
+// rounding); the largest of the last boundKeep (2 s) counts, since the
+// fraction of a token that remaining drops varies from one response to the
+// next. Between two responses sent estSpan (2 s) apart, or at least
+// estMinSpan (1 s): (remaining₂ − remaining₁ + our requests admitted in
+// between − 1) / the time between their sends: exact to a token unless the
+// bucket was full, when tokens overflowed and it is only a lower bound,
+// which R̂ then never falls below. A reset says only "full by then": coarse
+// ones (epoch seconds, IETF t=, a timestamp read against the one-second
+// Date) bound a bucket that fills in a fraction of a second very loosely,
+// and a bucket that stays full shows no refill at all. So while the
+// freshest response finds the bucket full, its surplus is spent over
+// fullHorizon (0.1 s), faster than R̂ alone would allow; the bucket then
+// drains to the reserve, where the interval estimate is exact, and the
+// lower bound from a full bucket (what we sent) keeps R̂ climbing until then. An estimate that errs low costs nothing: each
 // response brings the shadow back to the server's count, so the shadow errs
 // by (R − R̂) × latency tokens at most, and the server's bucket simply
 // settles that much above k. When the limit header changes, the intervals

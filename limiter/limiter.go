@@ -273,8 +273,23 @@ func (l *Limiter) takeSlot(ctx context.Context) error {
 	}
 	ready := make(chan struct{})
 	l.slotWaiters = append(l.slotWaiters, ready)
+	grow := l.slotGrowLocked()
 	l.mu.Unlock()
 
+	for grow > 0 {
+		// The limit grows with time (before the first response): look
+		// again when it does.
+		if fired, err := l.sleep(ctx, grow, ready, nil); fired {
+			l.mu.Lock()
+			l.grantSlotsLocked()
+			grow = l.slotGrowLocked()
+			l.mu.Unlock()
+			continue
+		} else if err != nil {
+			break // handled below
+		}
+		return nil // ready
+	}
 	select {
 	case <-ready:
 		return nil
@@ -294,6 +309,15 @@ func (l *Limiter) takeSlot(ctx context.Context) error {
 		}
 		return ctx.Err()
 	}
+}
+
+// slotGrowLocked returns how long until the in-flight limit grows by
+// itself; 0 when it does not.
+func (l *Limiter) slotGrowLocked() time.Duration {
+	if l.ad == nil {
+		return 0
+	}
+	return l.ad.blindWait(l.clock.Now())
 }
 
 // slotCapLocked returns the in-flight limit now; 0 means none.

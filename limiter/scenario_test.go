@@ -412,3 +412,95 @@ func TestScenarioHard(t *testing.T) {
 		})
 	}
 }
+
+// TestScenarioSmallBurst is issue 9 item 1: a bucket that holds less than
+// a second of requests (40/s, burst 10, 20 or 40), 20 ms answers, in every
+// header dialect. Absolute resets (epoch seconds, IETF t=, an RFC 3339
+// time read against a Date of one-second resolution) say nothing about a
+// bucket that fills in a quarter of a second, so the rate must come from
+// the remaining counts.
+func TestScenarioSmallBurst(t *testing.T) {
+	const (
+		rps = 40
+		run = 20 * time.Second
+	)
+	styles := []struct {
+		name         string
+		ratio, share float64
+	}{
+		{"seconds", barHeaders, barHeaders429},
+		{"epoch", barHeaders, barHeaders429},
+		{"duration", barHeaders, barHeaders429},
+		{"openai", barHeaders, barHeaders429},
+		{"ietf", barHeaders, barHeaders429},
+		{"rfc3339", barHeaders, barHeaders429},
+		{"none", barNoHeaders, barNoHeaders429},
+		{"none-at-all", barNoHeaders, barNoHeaders429},
+	}
+	for _, st := range styles {
+		for _, burst := range []float64{10, 20, 40} {
+			for _, jitter := range []time.Duration{0, simJitter} {
+				name := fmt.Sprintf("%s burst %g", st.name, burst)
+				if jitter > 0 {
+					name += " jittered"
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					sc := scenario{style: st.name, segs: []modelSeg{{0, rps, burst}}, latency: 20 * time.Millisecond,
+						jitter: jitter, workers: workers, duration: run}
+					if st.ratio < barHeaders {
+						sc.duration = simRun // probing needs a few cycles
+					}
+					r := runScenario(t, sc)
+					from := 2 * time.Second
+					if st.ratio < barHeaders {
+						from = warmUp
+					}
+					ratio, share := r.ratio(from, sc.duration), r.share429()
+					t.Logf("%s: ratio %.4f from %v (first second %d admitted), 429s %d of %d (%.3f%%), stats %+v", t.Name(),
+						ratio, from, r.model.acceptedIn(0, time.Second), r.refused, r.accepted+r.refused, 100*share, r.stats)
+					if ratio < st.ratio {
+						t.Errorf("got %.4f of the allowed rate, want >= %.2f", ratio, st.ratio)
+					}
+					if share >= st.share {
+						t.Errorf("got %.3f%% 429s, want < %.1f%%", 100*share, 100*st.share)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestScenarioRamp is issue 9 item 2: 1-second answers, 30/s, burst 5,
+// 600 rows. The rate over the job, counted up to the last answer less one
+// latency (here: to the 600th admission), must reach barLatencyBound: the
+// first answer's headers set the rate and so the in-flight limit at once,
+// and the first second is not left empty while the first answer comes.
+func TestScenarioRamp(t *testing.T) {
+	const (
+		rps  = 30
+		rows = 600
+	)
+	for _, style := range []string{"seconds", "duration", "openai", "rfc3339"} {
+		t.Run(style, func(t *testing.T) {
+			t.Parallel()
+			sc := scenario{style: style, segs: []modelSeg{{0, rps, 5}}, latency: time.Second, workers: rows,
+				duration: 30 * time.Second}
+			r := runScenario(t, sc)
+			if len(r.model.accepts) < rows {
+				t.Fatalf("got %d admitted in %v, want %d", len(r.model.accepts), sc.duration, rows)
+			}
+			end := r.model.accepts[rows-1]
+			ratio := rows / (rps * end.Seconds())
+			t.Logf("%s: %d rows admitted by %v: %.4f of the rate; first seconds %d %d %d; 429s %d; in flight ≤ %d; stats %+v",
+				t.Name(), rows, end, ratio, r.model.acceptedIn(0, time.Second), r.model.acceptedIn(time.Second, 2*time.Second),
+				r.model.acceptedIn(2*time.Second, 3*time.Second), r.refused, r.maxOut, r.stats)
+			if ratio < barLatencyBound {
+				t.Errorf("got %.4f of the rate over the job, want >= %.2f", ratio, barLatencyBound)
+			}
+			if share := r.share429(); share >= barHeaders429 {
+				t.Errorf("got %.3f%% 429s, want < %.1f%%", 100*share, 100*barHeaders429)
+			}
+		})
+	}
+}
