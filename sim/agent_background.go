@@ -8,12 +8,15 @@ import (
 	"github.com/pplx-batch/pplx-batch/pplx"
 )
 
-// agentRun is a background run; guarded by Server.mu.
+// agentRun is a background run; guarded by Server.mu. Its result is
+// recomputed when needed (it is a pure function of the call and the
+// fate), so that a run kept for polling stays small.
 type agentRun struct {
 	id, apiKey, msgID string
 	fp                [16]byte
 	call              *agentCall
-	res               agentResult
+	fate              agentFate
+	status            string // final status
 	created           time.Time
 	cancelAt          time.Time
 	cancelReq         bool
@@ -41,7 +44,7 @@ func (a *agentState) phase(run *agentRun, now time.Time) (string, time.Time) {
 	case elapsed < a.duration:
 		return pplx.StatusInProgress, time.Time{}
 	}
-	return run.res.status, run.created.Add(a.duration)
+	return run.status, run.created.Add(a.duration)
 }
 
 // runSnapshot is the response object GET shows for run at now. Its
@@ -50,12 +53,15 @@ func (s *Server) runSnapshot(run *agentRun, now time.Time) agentWire {
 	a := s.agent
 	c := run.call
 	status, end := a.phase(run, now)
-	searched := func(at time.Time) bool { return run.res.results != nil && at.Sub(run.created) >= a.duration/2 }
+	searched := func(at time.Time) bool {
+		return c.search && run.status != pplx.StatusFailed && at.Sub(run.created) >= a.duration/2
+	}
+	results := func() []pplx.AgentSearchResult { return AgentSearchResults(c.input, c.maxResults) }
 	switch status {
 	case pplx.StatusQueued, pplx.StatusInProgress:
 		w := c.snapshot(run.id, status, now.Unix())
 		if status == pplx.StatusInProgress && searched(now) {
-			w.Output = append(w.Output, searchItem(c, run.res.results))
+			w.Output = append(w.Output, searchItem(c, results()))
 		}
 		return w
 	case pplx.StatusCancelled:
@@ -65,11 +71,12 @@ func (s *Server) runSnapshot(run *agentRun, now time.Time) agentWire {
 		w.Error = &pplx.AgentError{Code: "cancelled", Message: "cancelled", Type: "cancelled"}
 		w.IncompleteDetails = &pplx.IncompleteDetails{Reason: "cancelled"}
 		if searched(run.cancelAt) {
-			w.Output = append(w.Output, searchItem(c, run.res.results))
+			w.Output = append(w.Output, searchItem(c, results()))
 		}
 		return w
 	}
-	return c.final(run.id, run.msgID, &run.res, now.Unix(), end.Unix())
+	res := agentOutcome(c, run.fate)
+	return c.final(run.id, run.msgID, &res, now.Unix(), end.Unix())
 }
 
 // settleLocked counts and bills run once it is terminal at now; call with
@@ -85,7 +92,7 @@ func (s *Server) settleLocked(run *agentRun, now time.Time) bool {
 	run.settled = true
 	s.stats.Agent.Status[status]++
 	if status == pplx.StatusCompleted || status == pplx.StatusIncomplete {
-		s.billLocked(run.apiKey, run.res.micros)
+		s.billLocked(run.apiKey, agentOutcome(run.call, run.fate).micros)
 	}
 	return true
 }
@@ -112,7 +119,7 @@ func (s *Server) agentSubmit(w http.ResponseWriter, apiKey, id string, c *agentC
 	body := marshal(snap)
 	s.writeAgentJSON(w, body, f, func() {
 		run := &agentRun{id: id, apiKey: apiKey, msgID: "msg_" + s.newID(), fp: c.fp, call: c,
-			res: agentOutcome(c, fate), created: now}
+			fate: fate, status: agentOutcome(c, fate).status, created: now}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		a := s.agent
@@ -213,6 +220,23 @@ func (s *Server) agentCancel(w http.ResponseWriter, r *http.Request, apiKey, id 
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
+}
+
+// AgentAnswered returns how many complete foreground answers (a JSON
+// body, or a stream through its terminal event) the server has sent for
+// requests with the given [AgentFingerprint]; 0 for an unknown or
+// malformed fingerprint. It is safe for concurrent use.
+func (s *Server) AgentAnswered(fingerprint string) int {
+	k, ok := parseAgentFingerprint(fingerprint)
+	if !ok {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rc := s.requests[k]; rc != nil {
+		return int(rc.answered)
+	}
+	return 0
 }
 
 // AgentRuns returns how many background runs the server created for

@@ -216,6 +216,9 @@ func TestAgentStreamFaults(t *testing.T) {
 			resp.Body.Close()
 			ts.Close()
 			tc.check(t, body, readErr)
+			if fp := AgentFingerprint(`{"preset":"fast","input":"q"}`); s.AgentAnswered(fp) != 0 {
+				t.Errorf("got AgentAnswered %d, want 0", s.AgentAnswered(fp))
+			}
 			if st := s.Stats(); st.Agent.Answered != 0 || st.Agent.CostMicroUSD != 0 || st.Cuts+st.Garbage != 1 {
 				t.Errorf("got stats %+v, want one fault, nothing answered or billed", st)
 			}

@@ -249,7 +249,8 @@ func TestAgentContent(t *testing.T) {
 }
 
 func TestAgentDeterministic(t *testing.T) {
-	ts := start(t, New(Config{Key: testKey}))
+	s := New(Config{Key: testKey})
+	ts := start(t, s)
 	text := func(q string) (string, []pplx.AgentSearchResult) {
 		resp := decode[pplx.AgentResponse](t, post(t, ts, pplx.AgentPath, sonarSearch(q)).body)
 		return resp.Output[1].Content[0].Text, resp.Output[0].Results
@@ -262,6 +263,16 @@ func TestAgentDeterministic(t *testing.T) {
 	}
 	if a1 == b || !strings.Contains(b, "beta question") {
 		t.Errorf("got %q for another input, want an answer naming it", b)
+	}
+	for body, want := range map[string]int{
+		sonarSearch("alpha question"):                                     2,
+		`{"model":"perplexity/sonar","tools":[],"input":"beta question"}`: 1, // tools do not count
+		sonarSearch("gamma question"):                                     0,
+		"not json":                                                        0,
+	} {
+		if got := s.AgentAnswered(AgentFingerprint(body)); got != want {
+			t.Errorf("got AgentAnswered %d for %s, want %d", got, body, want)
+		}
 	}
 }
 
