@@ -140,10 +140,14 @@ type Faults struct {
 	PReset float64
 	// PCut sends the status, headers and part of the body, then closes the
 	// connection: half of the body of a JSON answer, or part of the frames
-	// of a stream with no "[DONE]".
+	// of a stream with no "[DONE]" (an Agent API stream is cut before its
+	// terminal event). A cut background submit creates no run.
 	PCut float64
-	// PGarbage answers 200 with a body that is not valid JSON (for a
-	// stream, a frame whose data is not valid JSON, then "[DONE]").
+	// PGarbage answers 200 with a body that is not valid JSON (for a chat
+	// stream, a frame whose data is not valid JSON, then "[DONE]"; for an
+	// Agent API stream, two events, such a frame and the end of the
+	// stream). Faults apply to polls of background runs too, drawn per
+	// run and poll.
 	PGarbage float64
 }
 
