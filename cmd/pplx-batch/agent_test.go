@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,9 @@ func TestAgentJob(t *testing.T) {
 			}
 			cost := checkAgentRows(t, rows, n)
 			st := srv.Stats()
+			if strings.HasSuffix(out, ".parquet") {
+				checkAgentDuckDB(t, out, n, st.Agent.CostUSD)
+			}
 			if math.Abs(cost-st.Agent.CostUSD) > 1e-9 {
 				t.Errorf("the rows' cost_usd add up to %.6f; the server billed %.6f", cost, st.Agent.CostUSD)
 			}
@@ -127,6 +131,28 @@ func TestAgentJob(t *testing.T) {
 				t.Errorf("the summary's cost_usd is %v; the server billed %v", summary.CostUSD, st.Agent.CostUSD)
 			}
 		})
+	}
+}
+
+// checkAgentDuckDB reads an agent job's Parquet output with DuckDB (when
+// it is installed, as in CI): content, search_results, usage.cost_usd and
+// model.
+func checkAgentDuckDB(t *testing.T, path string, n int, billed float64) {
+	t.Helper()
+	rows := duckdbQuery(t, path, `SELECT count(*) AS n, sum(usage.cost_usd) AS cost, min(model) AS model, max(model) AS model2,
+		min(len(search_results)) AS sources, min(search_results[1].id) AS first_id, min(length(content)) AS chars FROM FILE`)
+	if rows == nil {
+		t.Log("DuckDB is not installed (PPLX_DUCKDB_NODE_DIR): Parquet not checked with it")
+		return
+	}
+	r := rows[0]
+	num := func(k string) float64 { // BIGINTs come as strings
+		f, _ := strconv.ParseFloat(fmt.Sprint(r[k]), 64)
+		return f
+	}
+	if int(num("n")) != n || math.Abs(num("cost")-billed) > 1e-9 || r["model"] != pipeline.DefaultAgentModel ||
+		r["model2"] != pipeline.DefaultAgentModel || num("sources") < 1 || num("first_id") != 1 || num("chars") < 10 {
+		t.Errorf("DuckDB reads %v; want %d rows costing %v, model %s, sources with ids from 1, content", r, n, billed, pipeline.DefaultAgentModel)
 	}
 }
 

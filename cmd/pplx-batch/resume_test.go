@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -284,26 +285,40 @@ func readParquetRows(t *testing.T, path string) []sink.Row {
 // .ci/run installs); otherwise it returns -1.
 func duckdbCount(t *testing.T, path string) int {
 	t.Helper()
-	dir := os.Getenv("PPLX_DUCKDB_NODE_DIR")
-	if dir == "" {
+	rows := duckdbQuery(t, path, "SELECT count(*) AS n FROM FILE")
+	if rows == nil {
 		return -1
 	}
-	cmd := exec.CommandContext(t.Context(), "node", "../../sink/testdata/duckdb_describe.mjs", dir, path,
-		"SELECT count(*) AS n FROM FILE")
+	if len(rows) != 1 {
+		t.Fatalf("duckdb count: %v", rows)
+	}
+	n, _ := strconv.Atoi(fmt.Sprint(rows[0]["n"])) // a BIGINT comes as a string
+	return n
+}
+
+// duckdbQuery runs one query on a Parquet file (FILE in the query) with
+// DuckDB, when PPLX_DUCKDB_NODE_DIR names a folder with @duckdb/node-api,
+// and returns its rows (numbers as json.Number); nil without DuckDB.
+func duckdbQuery(t *testing.T, path, query string) []map[string]any {
+	t.Helper()
+	dir := os.Getenv("PPLX_DUCKDB_NODE_DIR")
+	if dir == "" {
+		return nil
+	}
+	cmd := exec.CommandContext(t.Context(), "node", "../../sink/testdata/duckdb_describe.mjs", dir, path, query)
 	b, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("duckdb on %s: %v", path, err)
 	}
 	var out struct {
-		Queries [][]struct {
-			N json.Number `json:"n"`
-		} `json:"queries"`
+		Queries [][]map[string]any `json:"queries"`
 	}
-	if err := json.Unmarshal(b, &out); err != nil || len(out.Queries) != 1 || len(out.Queries[0]) != 1 {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil || len(out.Queries) != 1 {
 		t.Fatalf("duckdb output %s: %v", b, err)
 	}
-	n, _ := out.Queries[0][0].N.Int64()
-	return int(n)
+	return out.Queries[0]
 }
 
 func TestSecondSignalOrGraceCancelsRequestsInFlight(t *testing.T) {
