@@ -95,6 +95,10 @@ type Job struct {
 	// flight are estimated to cost, would pass it is not sent, and the job
 	// stops with a *FatalError wrapping a *BudgetError.
 	MaxCostUSD float64
+	// Shard, when its Count is above 1, makes the job take only the rows of
+	// one shard of the input; rows of other shards are not read into the
+	// job, nor written.
+	Shard Shard
 	// AbortAfterFailures, when positive, stops the job (a *FatalError
 	// wrapping a *FailuresError) once this many rows have failed.
 	AbortAfterFailures int64
@@ -102,6 +106,26 @@ type Job struct {
 	// MinRowsForRate rows are finished and the share of failed rows among
 	// them is above it (0.02 for 2%).
 	MaxFailureRate float64
+}
+
+// Shard is one of Count parts of an input: the rows whose row number
+// modulo Count is Index. The zero value (and any Count below 2) is the
+// whole input.
+type Shard struct {
+	Index, Count int
+}
+
+// Takes reports whether the row numbered row belongs to the shard.
+func (s Shard) Takes(row int64) bool {
+	return s.Count < 2 || row%int64(s.Count) == int64(s.Index)
+}
+
+// String returns "I/N", or "" for the whole input.
+func (s Shard) String() string {
+	if s.Count < 2 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", s.Index, s.Count)
 }
 
 // MinRowsForRate is how many rows must be finished before Job's
@@ -280,6 +304,10 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Sta
 			var pe *source.ParseError
 			if err != nil && !errors.As(err, &pe) {
 				return fmt.Errorf("pipeline: read input: %w", err)
+			}
+			st.lastRow.Store(rec.Row)
+			if !p.Job.Shard.Takes(rec.Row) {
+				continue
 			}
 			st.read.Add(1)
 			select {

@@ -11,10 +11,13 @@ import (
 
 // Stats counts what a run did.
 type Stats struct {
-	// Read counts the input rows read. Rows is the number of rows written;
-	// OK and Failed split it. Skipped counts the rows an earlier run had
-	// answered (see Pipeline.Resume).
+	// Read counts the input rows read that belong to the job (its shard).
+	// Rows is the number of rows written; OK and Failed split it. Skipped
+	// counts the rows an earlier run had answered (see Pipeline.Resume).
 	Read, Rows, OK, Failed, Skipped int64
+	// LastRow is the number of the last input row read, whatever its
+	// shard: when the input was read to its end, the input's row count.
+	LastRow int64
 	// Requests counts every HTTP attempt; RateLimited those answered 429;
 	// Retries the attempts beyond the first of each row. InFlight is the
 	// number of requests sent and not yet answered at the moment.
@@ -36,6 +39,7 @@ const maxLatencySamples = 1 << 16
 
 type counters struct {
 	read, rows, ok, failed, skipped atomic.Int64
+	lastRow                         atomic.Int64
 	requests, rateLimited, retries  atomic.Int64
 	inFlight                        atomic.Int64
 	finished, finishedFailed        atomic.Int64 // rows finished by the workers
@@ -116,7 +120,7 @@ func (c *counters) latency(d time.Duration) {
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Read: c.read.Load(), Rows: c.rows.Load(), OK: c.ok.Load(), Failed: c.failed.Load(), Skipped: c.skipped.Load(),
+		Read: c.read.Load(), Rows: c.rows.Load(), OK: c.ok.Load(), Failed: c.failed.Load(), Skipped: c.skipped.Load(), LastRow: c.lastRow.Load(),
 		Requests: c.requests.Load(), RateLimited: c.rateLimited.Load(), Retries: c.retries.Load(), InFlight: c.inFlight.Load(),
 		PromptTokens: c.prompt.Load(), CompletionTokens: c.completion.Load(), TotalTokens: c.totalTokens.Load(),
 	}

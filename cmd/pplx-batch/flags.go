@@ -20,6 +20,7 @@ type runFlags struct {
 	preset, models       string
 	stream, background   bool
 	id                   string
+	shard                string
 
 	concurrency int
 	rpm, rps    float64
@@ -109,6 +110,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.models, "models", "", "agent: comma-separated fallback `list` of up to 5 models, instead of --model")
 	fs.BoolVar(&f.stream, "stream", false, "agent, chat: stream the answer over server-sent events")
 	fs.BoolVar(&f.background, "background", false, "agent: submit background runs and poll them (for long presets); pending runs resume, never resubmitted")
+	fs.StringVar(&f.shard, "shard", "", "`I/N`: take only the input rows whose row number modulo N is I (0 <= I < N), e.g. one pod of N")
 	fs.StringVar(&f.id, "id", "", "`COLUMN` that identifies a row (default: the row number)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "most requests in flight (0: automatic)")
 	fs.Float64Var(&f.rpm, "rpm", 0, "ceiling of our own in requests per minute (0: learn the server's limit)")

@@ -94,10 +94,12 @@ type planReport struct {
 	Columns      []string `json:"columns"`
 
 	Rows struct {
-		// Total counts every row of the input; Requests those that
-		// render to a request; RenderFailed and Malformed those that
-		// would go to the errors file without a request.
-		Total        int64 `json:"total"`
+		// Total counts every row of the input, or of the shard with
+		// --shard; Requests those that render to a request; RenderFailed
+		// and Malformed those that would go to the errors file without a
+		// request. Shard is "I/N" with --shard.
+		Total        int64  `json:"total"`
+		Shard        string `json:"shard,omitempty"`
 		Requests     int64 `json:"requests"`
 		RenderFailed int64 `json:"render_failed"`
 		Malformed    int64 `json:"malformed"`
@@ -231,6 +233,7 @@ func makePlan(ctx context.Context, f *runFlags, e env, tier int) (*planReport, e
 		Errors: j.errorsPath, Summary: f.summary, Columns: src.Columns(),
 		Requests: []plannedRequest{}, Warnings: []string{},
 	}
+	rep.Rows.Shard = j.pipe.Shard.String()
 	rep.InputFormat = j.inFormat
 	if rep.InputFormat == "" {
 		rep.InputFormat = formatFromName(f.input)
@@ -278,6 +281,9 @@ func makePlan(ctx context.Context, f *runFlags, e env, tier int) (*planReport, e
 		var pe *source.ParseError
 		if err != nil && !errors.As(err, &pe) {
 			return nil, usageError{err}
+		}
+		if !j.pipe.Shard.Takes(rec.Row) {
+			continue
 		}
 		rep.Rows.Total++
 		if err != nil {
@@ -685,8 +691,12 @@ func printPlan(w io.Writer, r *planReport) {
 		cols += " (in the first rows)"
 	}
 	fmt.Fprintf(tw, "columns\t%s\n", cols)
-	fmt.Fprintf(tw, "rows\t%d in the input: %d requests, %d fail to render, %d malformed\n",
-		r.Rows.Total, r.Rows.Requests, r.Rows.RenderFailed, r.Rows.Malformed)
+	where := "the input"
+	if r.Rows.Shard != "" {
+		where = "shard " + r.Rows.Shard
+	}
+	fmt.Fprintf(tw, "rows\t%d in %s: %d requests, %d fail to render, %d malformed\n",
+		r.Rows.Total, where, r.Rows.Requests, r.Rows.RenderFailed, r.Rows.Malformed)
 	if r.Cost.Known {
 		fmt.Fprintf(tw, "cost\t~%s in total, ~%s per request (prices as of %s)\n",
 			usdString(r.Cost.TotalUSD), usdString(r.Cost.PerRequestUSD), r.Cost.PricesAsOf)

@@ -143,6 +143,10 @@ func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 	if f.maxCost < 0 {
 		bad("--max-cost must not be negative")
 	}
+	shard, err := parseShard(f.shard)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	maxFail, maxRate, err := parseMaxFailures(f.maxFailures)
 	if err != nil {
 		errs = append(errs, err)
@@ -206,10 +210,26 @@ func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 	j.pipe.MaxCostUSD = f.maxCost
 	j.pipe.AbortAfterFailures = maxFail
 	j.pipe.MaxFailureRate = maxRate
+	j.pipe.Shard = shard
 	if len(errs) > 0 {
 		return nil, usageError{errors.Join(errs...)}
 	}
 	return j, nil
+}
+
+// parseShard parses --shard I/N.
+func parseShard(s string) (pipeline.Shard, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return pipeline.Shard{}, nil
+	}
+	is, ns, ok := strings.Cut(s, "/")
+	i, ierr := strconv.Atoi(strings.TrimSpace(is))
+	n, nerr := strconv.Atoi(strings.TrimSpace(ns))
+	if !ok || ierr != nil || nerr != nil || n < 1 || i < 0 || i >= n {
+		return pipeline.Shard{}, fmt.Errorf("--shard %q: want I/N with 0 <= I < N, such as 0/4", s)
+	}
+	return pipeline.Shard{Index: i, Count: n}, nil
 }
 
 // parseMaxFailures parses --max-failures: "" (no limit), a count ("50":
@@ -327,7 +347,7 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	}
 	cancelAbandoned(hard, client, out.abandoned, log)
 	log.Info().Str("input", f.input).Str("output", f.output).Str("mode", f.mode).
-		Str("base_url", j.baseURL).Msg("run started")
+		Str("base_url", j.baseURL).Str("shard", j.pipe.Shard.String()).Msg("run started")
 	prog := newProgress(p.Snapshot, tty, log, f.progressInterval)
 	progCtx, stopProgress := context.WithCancel(hard)
 	prog.countRows(progCtx, f.input, j.inFormat)
@@ -343,7 +363,7 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	aborted := errors.As(runErr, &fatal)
 	complete := runErr == nil
 	// Write every finished row, whatever stopped the run.
-	final, err := out.finish(complete, stats.Read)
+	final, err := out.finish(complete, stats.LastRow)
 	if err != nil {
 		return exitRowsFailed, err
 	}
