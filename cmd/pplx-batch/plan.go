@@ -100,9 +100,9 @@ type planReport struct {
 		// request. Shard is "I/N" with --shard.
 		Total        int64  `json:"total"`
 		Shard        string `json:"shard,omitempty"`
-		Requests     int64 `json:"requests"`
-		RenderFailed int64 `json:"render_failed"`
-		Malformed    int64 `json:"malformed"`
+		Requests     int64  `json:"requests"`
+		RenderFailed int64  `json:"render_failed"`
+		Malformed    int64  `json:"malformed"`
 	} `json:"rows"`
 	// Requests are the first rendered requests.
 	Requests []plannedRequest `json:"requests"`
