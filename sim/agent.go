@@ -32,6 +32,13 @@ type AgentConfig struct {
 	// billed. PError ends a streamed run with a bare "error" event instead
 	// of response.failed; a run not streamed fails as with PFailed.
 	PFailed, PIncomplete, PError float64
+	// PInvalid is the share of completed runs with a json_schema
+	// response_format whose answer does not match the schema (drawn with
+	// the same draw, after the three above): every other time a value of
+	// the wrong type for the schema's first property, else text that is
+	// not JSON ([AgentInvalidJSONContent]). Runs without a schema are
+	// not affected.
+	PInvalid float64
 	// BackgroundDuration is how long a background run takes from submit
 	// to its end on the server's clock: queued for a fifth of it (at most
 	// a second), then in_progress, with its search results in the
@@ -69,7 +76,7 @@ const drawAgentFate = 3
 
 // agentState is the Agent API part of a Server; guarded by Server.mu.
 type agentState struct {
-	fates       [3]float64 // cumulative: failed, incomplete, error
+	fates       [4]float64 // cumulative: failed, incomplete, error, invalid
 	duration    time.Duration
 	cancelDelay time.Duration
 	tailOpen    time.Duration
@@ -93,7 +100,7 @@ func newAgentState(cfg AgentConfig) *agentState {
 	if a.duration <= 0 {
 		a.duration = DefaultBackgroundDuration
 	}
-	cumulative(a.fates[:], cfg.PFailed, cfg.PIncomplete, cfg.PError)
+	cumulative(a.fates[:], cfg.PFailed, cfg.PIncomplete, cfg.PError, cfg.PInvalid)
 	return a
 }
 

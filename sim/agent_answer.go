@@ -123,7 +123,8 @@ const (
 	fateComplete agentFate = iota
 	fateFailed
 	fateIncomplete
-	fateError // a bare "error" event when streamed; failed otherwise
+	fateError   // a bare "error" event when streamed; failed otherwise
+	fateInvalid // a json_schema answer that does not match the schema
 )
 
 // agentResult is the final state of a run: everything the terminal
@@ -154,6 +155,9 @@ func agentOutcome(c *agentCall, f agentFate) agentResult {
 	full := AgentContent(c.model, c.input, len(r.results))
 	if c.schema != nil {
 		full = AgentJSONContent(c.schema, c.input)
+		if f == fateInvalid {
+			full = AgentInvalidJSONContent(c.schema, c.input)
+		}
 	}
 	r.status, r.msgStatus, r.text = pplx.StatusCompleted, pplx.StatusCompleted, full
 	limit := int64(0)

@@ -17,7 +17,8 @@ const maxSchemaDepth = 8
 // object has every property of "properties" (in key order); a string is
 // "<property> of <input>" (or the first "enum" value, or "const"); an
 // integer or number is derived from the hash of input and the property
-// name, clamped to "minimum"/"maximum"; a boolean likewise; an array has
+// name, clamped to "minimum"/"maximum"; a boolean likewise; a string of
+// format "date" or "date-time" a date in 2010-2025; an array has
 // max(1, minItems) items of "items"; "anyOf"/"oneOf" take their first
 // choice; a list of types its first non-null type. It is a pure function;
 // a schema that does not decode gives "{}".
@@ -29,6 +30,31 @@ func AgentJSONContent(schema []byte, input string) string {
 	h := sha256.Sum256([]byte(input))
 	seed := binary.BigEndian.Uint64(h[:8])
 	return string(marshal(fillSchema(root, "value", input, seed, 0)))
+}
+
+// AgentInvalidJSONContent returns an answer to input that does not match
+// the schema, as a share of answers do with [AgentConfig].PInvalid: for
+// half of the inputs (by their hash) the valid answer with the value of
+// the first property (in key order) replaced by one of another type, for
+// the others a sentence that is not JSON. It is a pure function.
+func AgentInvalidJSONContent(schema []byte, input string) string {
+	h := sha256.Sum256([]byte(input))
+	var root map[string]any
+	if h[1]%2 == 0 || json.Unmarshal([]byte(AgentJSONContent(schema, input)), &root) != nil || len(root) == 0 {
+		return fmt.Sprintf("Here is what I found about %s: no structured answer.", input)
+	}
+	keys := make([]string, 0, len(root))
+	for k := range root {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	switch root[keys[0]].(type) {
+	case string:
+		root[keys[0]] = 42
+	default:
+		root[keys[0]] = "not a " + keys[0]
+	}
+	return string(marshal(root))
 }
 
 func fillSchema(node any, name, input string, seed uint64, depth int) any {
@@ -79,6 +105,12 @@ func fillSchema(node any, name, input string, seed uint64, depth int) any {
 		return x%2 == 0
 	case "null":
 		return nil
+	}
+	switch s["format"] {
+	case "date":
+		return fmt.Sprintf("20%02d-%02d-%02d", 10+x%16, 1+x/16%12, 1+x/192%28)
+	case "date-time":
+		return fmt.Sprintf("20%02d-%02d-%02dT%02d:%02d:00Z", 10+x%16, 1+x/16%12, 1+x/192%28, x/5376%24, x/129024%60)
 	}
 	return fmt.Sprintf("%s of %s", name, input)
 }

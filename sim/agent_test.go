@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -585,5 +586,47 @@ func TestAgentJSONContent(t *testing.T) {
 	}
 	if !strings.Contains(string(r.body), `"text":{"format":{"type":"text"}}`) {
 		t.Errorf("got %s, want text.format echoed as text (observed quirk)", r.body)
+	}
+}
+
+func TestAgentInvalidJSONContent(t *testing.T) {
+	schema := []byte(`{"type":"object","properties":{"a":{"type":"string"},"d":{"type":"string","format":"date"},"t":{"type":"string","format":"date-time"}},"required":["a"]}`)
+	var nonJSON, wrongType int
+	for i := range 40 {
+		input := fmt.Sprintf("input %d", i)
+		var valid map[string]any
+		if err := json.Unmarshal([]byte(AgentJSONContent(schema, input)), &valid); err != nil {
+			t.Fatalf("valid answer: %v", err)
+		}
+		if _, err := time.Parse(time.DateOnly, valid["d"].(string)); err != nil {
+			t.Errorf("format date: %v", err)
+		}
+		if _, err := time.Parse(time.RFC3339, valid["t"].(string)); err != nil {
+			t.Errorf("format date-time: %v", err)
+		}
+		bad := AgentInvalidJSONContent(schema, input)
+		var v map[string]any
+		switch err := json.Unmarshal([]byte(bad), &v); {
+		case err != nil:
+			nonJSON++
+		case v["a"] == float64(42) && v["d"] == valid["d"]:
+			wrongType++
+		default:
+			t.Errorf("invalid answer %s is neither non-JSON nor the valid one with a wrong type for a", bad)
+		}
+	}
+	if nonJSON == 0 || wrongType == 0 {
+		t.Errorf("%d non-JSON and %d wrong-type answers in 40: want both kinds", nonJSON, wrongType)
+	}
+
+	ts := start(t, New(Config{Key: testKey, Agent: AgentConfig{PInvalid: 1}}))
+	body := `{"model":"perplexity/sonar","input":"France","response_format":{"type":"json_schema","json_schema":{"schema":` + string(schema) + `}}}`
+	resp := decode[pplx.AgentResponse](t, post(t, ts, pplx.AgentPath, body).body)
+	if resp.Status != pplx.StatusCompleted || resp.Text() != AgentInvalidJSONContent(schema, "France") {
+		t.Errorf("with PInvalid 1: status %s text %q, want the invalid answer", resp.Status, resp.Text())
+	}
+	plain := decode[pplx.AgentResponse](t, post(t, ts, pplx.AgentPath, `{"model":"perplexity/sonar","input":"France"}`).body)
+	if plain.Text() != AgentContent("perplexity/sonar", "France", 0) {
+		t.Errorf("PInvalid changed an answer without a schema: %q", plain.Text())
 	}
 }

@@ -61,6 +61,7 @@ func simCommand(ctx context.Context, args []string, e env) int {
 		pFailed  = fs.Float64("agent-failed", 0, "share of agent runs answered 200 with status failed")
 		pIncompl = fs.Float64("agent-incomplete", 0, "share of agent runs answered 200 with status incomplete (half the answer)")
 		pError   = fs.Float64("agent-error", 0, "share of streamed agent runs ended by a bare error event (failed when not streamed)")
+		pInvalid = fs.Float64("agent-invalid", 0, "share of agent answers to a json_schema response_format that do not match the schema")
 		bgDur    = fs.Duration("background-duration", sim.DefaultBackgroundDuration, "how long a background agent run takes from submit to its end")
 		cancelD  = fs.Duration("cancel-delay", time.Second, "how long a cancelled background run still shows in progress")
 		tailOpen = fs.Duration("tail-open", 0, "keep an agent stream open this long after its terminal event")
@@ -85,7 +86,7 @@ func simCommand(ctx context.Context, args []string, e env) int {
 		Key: *key, RPS: *rps, Burst: *burst, Latency: *latency, Jitter: *jitter,
 		Headers: style, Schedule: changes, MaxInFlight: *inflight, Seed: *seed,
 		Faults: sim.Faults{P500: *p500, P503: *p503, PReset: *pReset, PCut: *pCut, PGarbage: *pGarbage},
-		Agent: sim.AgentConfig{PFailed: *pFailed, PIncomplete: *pIncompl, PError: *pError,
+		Agent: sim.AgentConfig{PFailed: *pFailed, PIncomplete: *pIncompl, PError: *pError, PInvalid: *pInvalid,
 			BackgroundDuration: *bgDur, CancelDelay: *cancelD, TailOpen: *tailOpen},
 		RetireChat: *retire,
 	})
