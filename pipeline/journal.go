@@ -14,29 +14,44 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/pplx-batch/pplx-batch/sink"
 )
-
-// journalMagic is the first line of every journal file.
-const journalMagic = `{"pplx_batch_journal":1}`
 
 // DefaultSyncInterval is how often a [Journal] forces its file to stable
 // storage while rows are written: a power cut loses at most this much.
 const DefaultSyncInterval = time.Second
 
-// maxJournalLine bounds one journal line (one answer) when reading.
-const maxJournalLine = 256 << 20
+// FlushInterval is the longest a row written to a [Journal] waits in
+// memory before it is handed to the operating system when nobody calls
+// Flush: a killed process loses at most that much.
+const FlushInterval = 50 * time.Millisecond
+
+// Rows are handed to the operating system in chunks of at most these many
+// rows or bytes of JSON, whether or not Flush is called.
+const (
+	maxChunkRows  = 32
+	maxChunkBytes = 1 << 20
+)
+
+// zstd settings of the journal: fast, a small window (neighbouring rows
+// share most of what repeats), no checksum (chunks have their own).
+const journalWindow = 256 << 10
 
 // Journal is the record of a job's finished rows that makes a run
-// resumable. It is an append-only JSONL file: one line per finished
-// [Result], written and handed to the operating system as soon as the row
-// is finished, so a killed process loses no answer, and synced to stable
-// storage every DefaultSyncInterval. A row may appear more than once (a
-// failed row answered by a later run, a row whose request changed); the
-// last line of a row wins.
+// resumable. It is an append-only file of zstd-compressed JSON (see
+// journal_format.go): one entry per finished [Result]. Write buffers a row;
+// Flush, or at the latest FlushInterval or maxChunkRows rows later, hands
+// the rows written so far to the operating system as one chunk, so a killed
+// process loses only rows finished a moment ago. The file is synced to
+// stable storage every DefaultSyncInterval. A row may appear more than once
+// (a failed row answered by a later run, a row whose request changed); the
+// last entry of a row wins. A chunk cut short by a crash is dropped when
+// the journal is opened again.
 //
 // A Journal implements [Writer] of [Result] for [Pipeline.Run] and
-// [Resume]: a row is done when its last line is ok and was answered for
+// [Resume]: a row is done when its last entry is ok and was answered for
 // the same request. Its methods are safe for concurrent use.
 //
 // A Journal also implements [Runs]: a background run's id is written (and
@@ -46,22 +61,32 @@ const maxJournalLine = 256 << 20
 // output rows: Replay skips them, and Done, Counts and Len look past them
 // to the row's last finished entry, if any.
 //
+// A journal of format 1 (JSON lines, written by earlier versions) is
+// converted to the current format when it is opened.
+//
 // Memory: the index holds 7 bytes per input row (part of the request hash,
-// the state, the number of lines); pending runs, at most the requests in
+// the state, the number of entries); pending runs, at most the requests in
 // flight, are kept in a map; the answers themselves stay on disk.
 type Journal struct {
 	path string
 
-	mu       sync.RWMutex
-	f        *os.File
-	w        *bufio.Writer
-	size     int64
-	index    rowIndex
-	pending  map[int64]PendingRun // rows whose last entry is a pending run
-	dirty    bool                 // written since the last sync
-	stopSync chan struct{}        // closed by Close to end syncLoop
-	synced   chan struct{}        // closed when syncLoop has ended
-	err      error
+	mu        sync.RWMutex
+	f         *os.File
+	size      int64
+	index     rowIndex
+	pending   map[int64]PendingRun // rows whose last entry is a pending run
+	zw        *zstd.Encoder        // writes to zbuf
+	zbuf      bytes.Buffer         // zstd bytes of the chunk being built
+	zdata     bool                 // rows written to zw since its last flush
+	frameOpen bool                 // a zstd frame was begun and not ended
+	entries   []entry              // entries of the chunk being built
+	jsonBytes int                  // JSON bytes in entries
+	oldest    time.Time            // when the first of entries was written
+	chunk     []byte               // scratch for a chunk
+	dirty     bool                 // written since the last sync
+	stopSync  chan struct{}        // closed by Close to end syncLoop
+	synced    chan struct{}        // closed when syncLoop has ended
+	err       error
 }
 
 var (
@@ -129,21 +154,6 @@ type PendingRun struct {
 	RunID       string
 }
 
-// journalLine is one line of the journal: a finished [Result], or, when
-// PendingRun is set, a pending background run of the row (then only Row,
-// RequestHash and PendingRun are written).
-type journalLine struct {
-	Result
-	PendingRun string `json:"pending_run,omitempty"`
-}
-
-// pendingLine is the JSON form of a pending entry.
-type pendingLine struct {
-	Row         int64  `json:"row"`
-	RequestHash string `json:"request_hash"`
-	PendingRun  string `json:"pending_run"`
-}
-
 // hash32 reads the first 32 bits of a hex request hash.
 func hash32(h string) (uint32, bool) {
 	if len(h) < 8 {
@@ -156,129 +166,132 @@ func hash32(h string) (uint32, bool) {
 // JournalError reports a journal that cannot be read.
 type JournalError struct {
 	Path string
-	Line int
-	Err  error
+	// Line is the line of a format 1 journal; Chunk and Offset locate the
+	// damage in a format 2 journal. Zero when unknown.
+	Line   int
+	Chunk  int
+	Offset int64
+	Err    error
 }
 
 func (e *JournalError) Error() string {
-	return fmt.Sprintf("journal %s:%d: %v (delete it, or run with --restart, to start over)", e.Path, e.Line, e.Err)
+	where := ""
+	switch {
+	case e.Line > 0:
+		where = ":" + strconv.Itoa(e.Line)
+	case e.Chunk > 0:
+		where = fmt.Sprintf(": chunk %d at byte %d", e.Chunk, e.Offset)
+	}
+	return fmt.Sprintf("journal %s%s: %v (delete it, or run with --restart, to start over)", e.Path, where, e.Err)
 }
 
 func (e *JournalError) Unwrap() error { return e.Err }
 
 // OpenJournal opens the journal at path, creating it if it does not
-// exist, and reads the rows it holds. A last line cut short by a crash is
-// dropped; any other damage is a *JournalError.
+// exist, and reads the rows it holds. A chunk cut short by a crash is
+// dropped; any other damage is a *JournalError. A journal of format 1 is
+// converted first.
 func OpenJournal(path string) (*Journal, error) {
+	if err := convertV1(path); err != nil {
+		return nil, err
+	}
+	return openJournal(path)
+}
+
+func openJournal(path string) (*Journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	j := &Journal{path: path, f: f}
-	if err := j.load(); err != nil {
+	open, err := j.load()
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	if _, err := f.Seek(j.size, io.SeekStart); err != nil {
+	fail := func(err error) (*Journal, error) {
 		f.Close()
-		return nil, fmt.Errorf("journal: %w", err)
+		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
-	j.w = bufio.NewWriterSize(f, 64<<10)
+	if _, err := f.Seek(j.size, io.SeekStart); err != nil {
+		return fail(err)
+	}
 	if j.size == 0 {
-		if _, err := j.w.WriteString(journalMagic + "\n"); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("journal: %w", err)
+		if _, err := f.WriteString(journalMagic + "\n"); err != nil {
+			return fail(err)
 		}
 		j.size = int64(len(journalMagic) + 1)
 	}
+	if open {
+		// A crash left the last zstd frame open: end it, so that the next
+		// frame can follow.
+		b := appendChunk(nil, chunkEndsFrame, nil, frameTerminator)
+		if _, err := f.Write(b); err != nil {
+			return fail(err)
+		}
+		j.size += int64(len(b))
+	}
+	j.zw, err = zstd.NewWriter(&j.zbuf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(journalWindow), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return fail(err)
+	}
 	j.stopSync, j.synced = make(chan struct{}), make(chan struct{})
-	go j.syncLoop(DefaultSyncInterval)
+	go j.syncLoop(FlushInterval, DefaultSyncInterval)
 	return j, nil
 }
 
-// load reads the journal, builds the index and truncates a torn last line.
-func (j *Journal) load() error {
-	r := bufio.NewReaderSize(j.f, 64<<10)
-	var off int64
-	for line := 1; ; line++ {
-		b, err := readLine(r, maxJournalLine)
-		if errors.Is(err, io.EOF) && len(b) == 0 {
+// load reads the journal, builds the index and truncates a torn last
+// chunk. open says the last zstd frame was not ended.
+func (j *Journal) load() (open bool, err error) {
+	r := bufio.NewReaderSize(j.f, 256<<10)
+	head, err := r.Peek(len(journalMagic) + 1)
+	switch {
+	case len(head) == 0:
+		return false, j.truncate(0)
+	case err != nil || string(head) != journalMagic+"\n":
+		if bytes.HasPrefix([]byte(journalMagic+"\n"), head) {
+			return false, j.truncate(0) // the header itself was cut short: start afresh
+		}
+		return false, &JournalError{Path: j.path, Err: errors.New("not a pplx-batch journal")}
+	}
+	r.Discard(len(head))
+	off := int64(len(head))
+	cr := &chunkReader{r: r, keepText: true}
+	for n := 1; ; n++ {
+		ch, err := cr.next()
+		if err == io.EOF || errors.Is(err, errTorn) {
 			break
 		}
-		torn := errors.Is(err, io.EOF) // a last line without its newline
-		if err != nil && !torn {
-			return &JournalError{j.path, line, err}
-		}
-		if line == 1 {
-			if torn || !bytes.Equal(bytes.TrimSpace(b), []byte(journalMagic)) {
-				if torn && bytes.HasPrefix([]byte(journalMagic), b) {
-					break // the header itself was cut short: start afresh
-				}
-				return &JournalError{j.path, line, errors.New("not a pplx-batch journal")}
-			}
-			off += int64(len(b)) + 1
-			continue
-		}
-		var res journalLine
-		if err := json.Unmarshal(b, &res); err != nil || res.Row.Row <= 0 || res.Row.Row > maxJournalRow {
-			if torn || isLastLine(r) {
-				break // cut short by a crash: the row was never finished
-			}
-			if err == nil {
-				err = errors.New("line has no valid row number")
-			}
-			return &JournalError{j.path, line, err}
-		}
-		if torn {
-			break // complete JSON but no newline: the write was cut short
-		}
-		if res.PendingRun != "" {
-			j.setPending(PendingRun{Row: res.Row.Row, RequestHash: res.RequestHash, RunID: res.PendingRun})
-		} else {
-			j.finished(res.Result)
-		}
-		off += int64(len(b)) + 1
-	}
-	j.size = off
-	if err := j.f.Truncate(off); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	return nil
-}
-
-// isLastLine reports whether r has nothing left but white space.
-func isLastLine(r *bufio.Reader) bool {
-	for {
-		c, err := r.ReadByte()
 		if err != nil {
-			return true
+			return false, &JournalError{Path: j.path, Chunk: n, Offset: off, Err: err}
 		}
-		if c != ' ' && c != '\n' && c != '\r' && c != '\t' {
-			_ = r.UnreadByte()
-			return false
-		}
-	}
-}
-
-// readLine reads one line without its newline. It returns io.EOF with the
-// bytes read when the input ends before a newline.
-func readLine(r *bufio.Reader, limit int) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		buf = append(buf, chunk...)
-		if len(buf) > limit {
-			return nil, fmt.Errorf("line longer than %d bytes", limit)
+		for _, e := range ch.entries {
+			switch e.kind {
+			case entryPending:
+				j.setPending(PendingRun{Row: e.row, RequestHash: e.hash, RunID: e.runID})
+			default:
+				j.index.add(e.row, e.hash, e.kind == entryOK)
+				delete(j.pending, e.row)
+			}
 		}
 		switch {
-		case err == nil:
-			return buf[:len(buf)-1], nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		default:
-			return buf, err
+		case ch.flags&chunkEndsFrame != 0:
+			open = false
+		case len(ch.z) > 0:
+			open = true
 		}
+		off += ch.size
 	}
+	return open, j.truncate(off)
+}
+
+func (j *Journal) truncate(size int64) error {
+	j.size = size
+	if err := j.f.Truncate(size); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return nil
 }
 
 // finished records r in the index; it replaces a pending run of the row.
@@ -346,14 +359,102 @@ func (j *Journal) Done(row int64, requestHash string) bool {
 	return ok && st&rowOK != 0 && st&rowHashed != 0 && h == want
 }
 
-// Write appends one finished row and hands it to the operating system. It
-// replaces a pending run of the row.
+// Write adds one finished row; it replaces a pending run of the row. The
+// row is handed to the operating system by the next Flush, or at the
+// latest FlushInterval later.
 func (j *Journal) Write(r Result) error {
+	if r.Row.Row <= 0 || r.Row.Row > maxJournalRow {
+		return fmt.Errorf("journal: row number %d out of range", r.Row.Row)
+	}
+	if len(r.RequestHash) > maxEntryText {
+		return fmt.Errorf("journal: row %d: request hash of %d bytes", r.Row.Row, len(r.RequestHash))
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("journal: row %d: %w", r.Row.Row, err)
 	}
-	return j.append(r.Row.Row, b, func() { j.finished(r) })
+	if len(b) > maxEntryJSON {
+		return fmt.Errorf("journal: row %d: %d bytes of JSON", r.Row.Row, len(b))
+	}
+	kind := entryFailed
+	if r.Status == sink.StatusOK {
+		kind = entryOK
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	if _, err := j.zw.Write(b); err != nil {
+		return j.fail(err)
+	}
+	j.zdata, j.frameOpen = true, true
+	j.add(entry{kind: kind, row: r.Row.Row, hash: r.RequestHash, n: len(b)}, len(b))
+	j.finished(r)
+	if len(j.entries) >= maxChunkRows || j.jsonBytes >= maxChunkBytes {
+		return j.flushLocked(0)
+	}
+	return nil
+}
+
+// add queues e for the next chunk.
+func (j *Journal) add(e entry, jsonBytes int) {
+	if len(j.entries) == 0 {
+		j.oldest = time.Now()
+	}
+	j.entries = append(j.entries, e)
+	j.jsonBytes += jsonBytes
+}
+
+// Flush hands the rows written so far to the operating system.
+func (j *Journal) Flush() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	return j.flushLocked(0)
+}
+
+// flushLocked writes the queued entries as one chunk; with flags
+// chunkEndsFrame it ends the zstd frame. The caller holds j.mu.
+func (j *Journal) flushLocked(flags byte) error {
+	if flags&chunkEndsFrame != 0 {
+		if !j.frameOpen {
+			flags &^= chunkEndsFrame
+		} else if err := j.zw.Close(); err != nil {
+			return j.fail(err)
+		}
+		j.frameOpen, j.zdata = false, false
+	} else if j.zdata {
+		if err := j.zw.Flush(); err != nil {
+			return j.fail(err)
+		}
+		j.zdata = false
+	}
+	if len(j.entries) == 0 && j.zbuf.Len() == 0 {
+		return nil
+	}
+	j.chunk = appendChunk(j.chunk[:0], flags, j.entries, j.zbuf.Bytes())
+	if _, err := j.f.Write(j.chunk); err != nil {
+		return j.fail(err)
+	}
+	j.size += int64(len(j.chunk))
+	j.entries, j.jsonBytes = j.entries[:0], 0
+	j.zbuf.Reset()
+	if cap(j.chunk) > 4*maxChunkBytes {
+		j.chunk = nil // do not keep the room an outsized row needed
+	}
+	j.dirty = true
+	return nil
+}
+
+// fail makes err sticky. The caller holds j.mu.
+func (j *Journal) fail(err error) error {
+	if j.err == nil {
+		j.err = fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return j.err
 }
 
 // Submitted records that row's request (identified by requestHash) was
@@ -362,14 +463,22 @@ func (j *Journal) Write(r Result) error {
 // killed process resumes by polling runID instead of submitting again. A
 // later [Journal.Write] of the row replaces it.
 func (j *Journal) Submitted(row int64, requestHash, runID string) error {
-	if runID == "" {
+	switch {
+	case row <= 0 || row > maxJournalRow:
+		return fmt.Errorf("journal: row number %d out of range", row)
+	case runID == "":
 		return fmt.Errorf("journal: row %d: empty run id", row)
+	case len(runID) > maxEntryText || len(requestHash) > maxEntryText:
+		return fmt.Errorf("journal: row %d: run id or request hash too long", row)
 	}
-	b, err := json.Marshal(pendingLine{Row: row, RequestHash: requestHash, PendingRun: runID})
-	if err != nil {
-		return fmt.Errorf("journal: row %d: %w", row, err)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
 	}
-	return j.append(row, b, func() { j.setPending(PendingRun{Row: row, RequestHash: requestHash, RunID: runID}) })
+	j.add(entry{kind: entryPending, row: row, hash: requestHash, runID: runID}, 0)
+	j.setPending(PendingRun{Row: row, RequestHash: requestHash, RunID: runID})
+	return j.flushLocked(0)
 }
 
 // Pending returns the run id recorded for row when the row's last journal
@@ -399,38 +508,15 @@ func (j *Journal) PendingRuns() []PendingRun {
 	return out
 }
 
-// append writes one line for row, hands it to the operating system and
-// then calls index (holding the lock) to record it.
-func (j *Journal) append(row int64, b []byte, index func()) error {
-	if row <= 0 || row > maxJournalRow {
-		return fmt.Errorf("journal: row number %d out of range", row)
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.err != nil {
-		return j.err
-	}
-	if _, err := j.w.Write(append(b, '\n')); err != nil {
-		j.err = fmt.Errorf("journal %s: %w", j.path, err)
-		return j.err
-	}
-	if err := j.w.Flush(); err != nil {
-		j.err = fmt.Errorf("journal %s: %w", j.path, err)
-		return j.err
-	}
-	j.size += int64(len(b)) + 1
-	index()
-	j.dirty = true
-	return nil
-}
-
-// syncLoop forces what was written to stable storage every interval, so a
-// power cut loses at most that much, without making any Write wait for the
-// disk. It ends when Close closes stopSync.
-func (j *Journal) syncLoop(interval time.Duration) {
+// syncLoop hands rows waiting in memory to the operating system every
+// flush interval, and forces what was written to stable storage every sync
+// interval, so a power cut loses at most that much, without making any
+// Write wait for the disk. It ends when Close closes stopSync.
+func (j *Journal) syncLoop(flush, sync time.Duration) {
 	defer close(j.synced)
-	t := time.NewTicker(interval)
+	t := time.NewTicker(flush)
 	defer t.Stop()
+	lastSync := time.Now()
 	for {
 		select {
 		case <-j.stopSync:
@@ -438,23 +524,30 @@ func (j *Journal) syncLoop(interval time.Duration) {
 		case <-t.C:
 		}
 		j.mu.Lock()
-		dirty := j.dirty && j.err == nil
-		j.dirty = false
+		if len(j.entries) > 0 && time.Since(j.oldest) >= flush && j.err == nil {
+			_ = j.flushLocked(0) // the error is sticky: the next Write returns it
+		}
+		dirty := j.dirty && j.err == nil && time.Since(lastSync) >= sync
+		if dirty {
+			j.dirty = false
+		}
 		j.mu.Unlock()
 		if !dirty {
 			continue
 		}
+		lastSync = time.Now()
 		// The file stays open until Close, which waits for this loop: the
 		// sync need not hold the lock, so writers never wait for the disk.
 		if err := j.f.Sync(); err != nil {
 			j.mu.Lock()
-			j.err = fmt.Errorf("journal %s: %w", j.path, err)
+			j.fail(err)
 			j.mu.Unlock()
 		}
 	}
 }
 
-// Close flushes and syncs the journal and closes its file.
+// Close flushes the journal, ends its zstd frame, syncs it and closes its
+// file.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.f == nil {
@@ -466,27 +559,24 @@ func (j *Journal) Close() error {
 	<-j.synced
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	err := j.err
-	if ferr := j.w.Flush(); err == nil && ferr != nil {
-		err = ferr
+	if j.err == nil {
+		_ = j.flushLocked(chunkEndsFrame)
 	}
-	if serr := j.f.Sync(); err == nil && serr != nil {
-		err = serr
+	if err := j.f.Sync(); err != nil {
+		j.fail(err)
 	}
-	if cerr := j.f.Close(); err == nil && cerr != nil {
-		err = cerr
+	if err := j.f.Close(); err != nil {
+		j.fail(err)
 	}
 	j.f = nil
-	if err != nil && j.err == nil {
-		j.err = fmt.Errorf("journal %s: %w", j.path, err)
-	}
 	return j.err
 }
 
-// Replay calls fn with the last line of every row in the journal whose
+// Replay calls fn with the last entry of every row in the journal whose
 // row number is at most maxRow (every row when maxRow <= 0), in the order
-// they were written, reading the file sequentially. It is meant for after
-// Close; it must not run while rows are written.
+// they were written, reading the file sequentially. Pending runs are not
+// rows of the output and are skipped. It is meant for after Close; it must
+// not run while rows are written.
 func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 	j.mu.RLock()
 	index := &j.index
@@ -496,27 +586,38 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
+	r := bufio.NewReaderSize(f, 256<<10)
+	if _, err := r.Discard(len(journalMagic) + 1); err != nil {
+		return nil // an empty journal
+	}
+	src := &zstdSource{cr: &chunkReader{r: r}}
+	dec, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(8*journalWindow))
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer dec.Close()
 	seen := make([]uint16, len(index.state))
-	r := bufio.NewReaderSize(f, 64<<10)
-	for line := 1; ; line++ {
-		b, err := readLine(r, maxJournalLine)
-		if errors.Is(err, io.EOF) {
+	var buf []byte
+	for n := 1; ; n++ {
+		e, ok, err := src.pop()
+		if err != nil {
+			return &JournalError{Path: j.path, Err: err}
+		}
+		if !ok {
 			return nil
 		}
-		if err != nil {
-			return &JournalError{j.path, line, err}
-		}
-		if line == 1 {
+		if e.kind == entryPending {
 			continue
 		}
-		var res journalLine
-		if err := json.Unmarshal(b, &res); err != nil {
-			return &JournalError{j.path, line, err}
+		if cap(buf) < e.n {
+			buf = make([]byte, e.n)
 		}
-		if res.PendingRun != "" {
-			continue // not an output row
+		buf = buf[:e.n]
+		if _, err := io.ReadFull(dec, buf); err != nil {
+			return &JournalError{Path: j.path, Err: fmt.Errorf("entry %d: %w", n, err)}
 		}
-		row := res.Row.Row
+		row := e.row
 		_, _, lines := index.get(row)
 		if lines == 0 || (maxRow > 0 && row > maxRow) {
 			continue
@@ -525,9 +626,13 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 			seen[row-1]++
 		}
 		if seen[row-1] != lines {
-			continue // a later line of this row follows
+			continue // a later entry of this row follows
 		}
-		if err := fn(res.Result); err != nil {
+		var res Result
+		if err := json.Unmarshal(buf, &res); err != nil {
+			return &JournalError{Path: j.path, Err: fmt.Errorf("entry %d: %w", n, err)}
+		}
+		if err := fn(res); err != nil {
 			return err
 		}
 	}

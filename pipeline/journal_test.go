@@ -82,44 +82,131 @@ func TestJournalResumeAndReplay(t *testing.T) {
 	}
 }
 
-func TestJournalDropsATornLastLine(t *testing.T) {
-	for _, tail := range []string{
-		`{"id":"2","row":2,"status":"ok","con`, // cut mid-line
-		`{"id":"2","row":2,"status":"ok"}`,     // complete JSON, newline missing
-		"\n\n",                                 // blank lines
-	} {
+// crashAndCut crashes j after flushing it and cuts the last cut bytes off
+// the file, as a write torn by a crash would.
+func crashAndCut(t *testing.T, j *pipeline.Journal, cut int64) {
+	t.Helper()
+	if err := j.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	j.Crash()
+	fi, err := os.Stat(j.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(j.Path(), fi.Size()-cut); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJournalDropsATornTail(t *testing.T) {
+	// Find how long the chunk of one row is, then cut every length off it.
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := pipeline.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Write(res(1, "ok", "aaaa000000000001", "one"))
+	j.Flush()
+	fi, _ := os.Stat(path)
+	before := fi.Size()
+	j.Write(res(2, "ok", "aaaa000000000002", "two"))
+	j.Flush()
+	fi, _ = os.Stat(path)
+	chunk := fi.Size() - before
+	j.Close()
+
+	for cut := int64(1); cut <= chunk; cut++ {
 		path := filepath.Join(t.TempDir(), "j")
 		j, err := pipeline.OpenJournal(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := j.Write(res(1, "ok", "aaaa000000000001", "one")); err != nil {
-			t.Fatal(err)
-		}
-		j.Close()
-		f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-		f.WriteString(tail)
-		f.Close()
+		j.Write(res(1, "ok", "aaaa000000000001", "one"))
+		j.Flush()
+		j.Write(res(2, "ok", "aaaa000000000002", "two"))
+		crashAndCut(t, j, cut)
 
 		j, err = pipeline.OpenJournal(path)
 		if err != nil {
-			t.Fatalf("tail %q: %v", tail, err)
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		if j.Done(2, "aaaa000000000002") {
+			t.Errorf("cut %d: row 2 is done", cut)
 		}
 		if err := j.Write(res(3, "ok", "aaaa000000000003", "three")); err != nil {
 			t.Fatal(err)
 		}
-		j.Close()
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
 		got := replay(t, j, 0)
-		if len(got) != 2 || got[0].Row.Row != 1 || got[1].Row.Row != 3 || j.Done(2, "") {
-			t.Errorf("tail %q: replay gave %d rows %+v, want rows 1 and 3", tail, len(got), got)
+		if len(got) != 2 || got[0].Content != "one" || got[1].Content != "three" {
+			t.Errorf("cut %d: replay gave %+v, want rows 1 and 3", cut, got)
 		}
 	}
 }
 
+func TestJournalCrashesAndReopens(t *testing.T) {
+	// Several runs, each killed after flushing: every flushed row is kept,
+	// and the frames the crashes left open do not hide later ones.
+	path := filepath.Join(t.TempDir(), "j")
+	var want []string
+	for run := range 4 {
+		j, err := pipeline.OpenJournal(path)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		for i := range 50 {
+			row := int64(run*50 + i + 1)
+			content := strings.Repeat("answer ", i) + strconv.FormatInt(row, 10)
+			if err := j.Write(res(row, "ok", "aaaa000000000001", content)); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, content)
+			if i%7 == 0 {
+				j.Flush()
+			}
+		}
+		if run == 3 {
+			j.Close()
+			break
+		}
+		crashAndCut(t, j, 0)
+	}
+	j, err := pipeline.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	var got []string
+	for _, r := range replay(t, j, 0) {
+		got = append(got, r.Content)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("replay gave %d rows, want %d", len(got), len(want))
+	}
+	if ok, _ := j.Counts(0); ok != 200 {
+		t.Errorf("Counts = %d ok, want 200", ok)
+	}
+}
+
 func TestJournalRefusesDamage(t *testing.T) {
+	// A journal of two chunks with a byte of the first one changed.
+	path := filepath.Join(t.TempDir(), "j")
+	j, _ := pipeline.OpenJournal(path)
+	j.Write(res(1, "ok", "aaaa000000000001", "one"))
+	j.Flush()
+	j.Write(res(2, "ok", "aaaa000000000002", "two"))
+	j.Close()
+	good, _ := os.ReadFile(path)
+	damaged := slices.Clone(good)
+	damaged[len(`{"pplx_batch_journal":2}`)+1+10] ^= 0x40
+
 	tests := []struct{ name, content, want string }{
-		{"not a journal", "id,company\n1,x\n", ":1: not a pplx-batch journal"},
-		{"damaged middle", `{"pplx_batch_journal":1}` + "\n{broken\n" + `{"row":2,"status":"ok"}` + "\n", ":2:"},
+		{"not a journal", "id,company\n1,x\n", "not a pplx-batch journal"},
+		{"damaged chunk", string(damaged), "chunk 1 at byte 25: chunk checksum does not match"},
+		{"damaged middle of a format 1 journal", `{"pplx_batch_journal":1}` + "\n{broken\n" + `{"row":2,"status":"ok"}` + "\n", ":2:"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,19 +217,62 @@ func TestJournalRefusesDamage(t *testing.T) {
 			if !errors.As(err, &je) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--restart") {
 				t.Errorf("got %v, want a JournalError with %q and a hint", err, tc.want)
 			}
+			if b, _ := os.ReadFile(path); string(b) != tc.content {
+				t.Error("the damaged journal was changed")
+			}
 		})
 	}
 }
 
-// journalOp is one step of a pending-run test: a finished row (res), a
-// submitted background run (runID), a torn line appended to the file
-// (torn), or a reopen.
+func TestJournalConvertsFormat1(t *testing.T) {
+	const v1 = `{"pplx_batch_journal":1}
+{"id":"1","row":1,"status":"ok","content":"one","input":{"a":"b"},"request_hash":"aaaa000000000001"}
+{"id":"2","row":2,"status":"error","error":"boom","input":{"a":"b"},"request_hash":"aaaa000000000002"}
+{"row":3,"request_hash":"aaaa000000000003","pending_run":"run-3"}
+{"id":"2","row":2,"status":"ok","content":"two","input":{"a":"b"},"request_hash":"aaaa000000000002"}
+`
+	for _, tail := range []string{"", `{"id":"4","row":4,"status":"ok","con`, `{"id":"4","row":4,"status":"ok"}`, "\n\n"} {
+		path := filepath.Join(t.TempDir(), "j")
+		if err := os.WriteFile(path, []byte(v1+tail), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j, err := pipeline.OpenJournal(path)
+		if err != nil {
+			t.Fatalf("tail %q: %v", tail, err)
+		}
+		if !j.Done(1, "aaaa000000000001") || !j.Done(2, "aaaa000000000002") || j.Done(4, "") {
+			t.Errorf("tail %q: rows 1 and 2 should be done, row 4 not", tail)
+		}
+		if id, ok := j.Pending(3, "aaaa000000000003"); id != "run-3" || !ok {
+			t.Errorf("tail %q: Pending(3) = %q, %v", tail, id, ok)
+		}
+		j.Close()
+		var got []string
+		for _, r := range replay(t, j, 0) {
+			got = append(got, r.Content)
+		}
+		if strings.Join(got, ",") != "one,two" {
+			t.Errorf("tail %q: replay gave %q", tail, got)
+		}
+		if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), `{"pplx_batch_journal":2}`) {
+			t.Errorf("tail %q: not converted: %.40q", tail, b)
+		}
+		if _, err := os.Stat(path + ".convert"); !os.IsNotExist(err) {
+			t.Errorf("tail %q: the conversion left %s.convert", tail, path)
+		}
+	}
+}
+
+// journalOp is one step of a pending-run test: a finished row (status), a
+// submitted background run (runID), a crash that cuts the last cut bytes
+// off the file then a reopen (crash), or a reopen.
 type journalOp struct {
 	row    int64
 	hash   string
 	status string // a finished row when not empty
 	runID  string // a submitted run when not empty
-	torn   string // bytes appended to the closed file, then reopened
+	crash  bool
+	cut    int64
 	reopen bool
 }
 
@@ -170,8 +300,8 @@ func TestJournalPendingRuns(t *testing.T) {
 			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}},
 		},
 		{
-			name:    "pending survives a reopen",
-			ops:     []journalOp{{row: 2, hash: h1, runID: "run-2"}, {row: 1, hash: h1, runID: "run-1"}, {reopen: true}},
+			name:    "pending survives a reopen and a crash",
+			ops:     []journalOp{{row: 2, hash: h1, runID: "run-2"}, {crash: true}, {row: 1, hash: h1, runID: "run-1"}, {reopen: true}},
 			want:    []want{{1, h1, "run-1", false}, {2, h1, "run-2", false}},
 			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}, {Row: 2, RequestHash: h1, RunID: "run-2"}},
 		},
@@ -216,14 +346,14 @@ func TestJournalPendingRuns(t *testing.T) {
 			replayIDs: "1,2",
 		},
 		{
-			name:    "a torn pending line is dropped",
-			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}, {torn: `{"row":2,"request_hash":"aaaa000000000001","pending_r`}},
+			name:    "a torn pending entry is dropped",
+			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}, {row: 2, hash: h1, runID: "run-2"}, {crash: true, cut: 3}},
 			want:    []want{{1, h1, "run-1", false}, {2, h1, "", false}},
 			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}},
 		},
 		{
-			name:    "a torn finished line leaves the run pending",
-			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}, {torn: `{"id":"1","row":1,"status":"ok","request_hash":"aaaa00`}},
+			name:    "a torn finished entry leaves the run pending",
+			ops:     []journalOp{{row: 1, hash: h1, runID: "run-1"}, {row: 1, hash: h1, status: "ok"}, {crash: true, cut: 5}},
 			want:    []want{{1, h1, "run-1", false}},
 			pending: []pipeline.PendingRun{{Row: 1, RequestHash: h1, RunID: "run-1"}},
 		},
@@ -248,11 +378,8 @@ func TestJournalPendingRuns(t *testing.T) {
 				switch {
 				case op.reopen:
 					reopen()
-				case op.torn != "":
-					if err := j.Close(); err != nil {
-						t.Fatal(err)
-					}
-					appendTorn(t, path, op.torn)
+				case op.crash:
+					crashAndCut(t, j, op.cut)
 					if j, err = pipeline.OpenJournal(path); err != nil {
 						t.Fatal(err)
 					}
@@ -296,18 +423,5 @@ func TestJournalPendingRuns(t *testing.T) {
 				t.Errorf("Replay gave rows %q, want %q", got, tc.replayIDs)
 			}
 		})
-	}
-}
-
-// appendTorn appends a line cut short by a crash to the journal file.
-func appendTorn(t *testing.T, path, tail string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(tail); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -125,7 +125,7 @@ func (o *outputs) Flush() error {
 		}
 		return o.errs.Flush()
 	}
-	return nil // the journal flushes every row
+	return o.journal.Flush()
 }
 
 // resume returns what the pipeline should skip, or nil.
