@@ -28,6 +28,12 @@ type finalCounts struct {
 // every row ok removes the journal; otherwise it stays, and the same
 // command resumes from it. For stdout ("-") rows stream straight out and
 // nothing is resumable.
+//
+// When the journal is empty at the start (a fresh run) the output is also
+// written as the rows come (live), to its temporary file: the journal then
+// holds exactly the rows of the output, in the same order, so finish only
+// has to commit it instead of reading the journal back. A resumed run, or
+// a live write that fails, falls back to writing from the journal.
 type outputs struct {
 	log        zerolog.Logger
 	format     string // jsonl or parquet
@@ -39,6 +45,11 @@ type outputs struct {
 	errs       *lazyErrors
 	counts     finalCounts
 	streamOnly bool
+	// live, when not nil, is the output written as rows come, with its
+	// errors file and counts.
+	live      rowSink
+	liveErrs  *lazyErrors
+	liveCount finalCounts
 	// abandoned are the background runs still pending in the journal that
 	// --restart discarded: the caller cancels them.
 	abandoned []pipeline.PendingRun
@@ -97,6 +108,10 @@ func openOutputs(f *runFlags, j *job, e env, log zerolog.Logger) (*outputs, erro
 		ok, failed := jr.Counts(0)
 		log.Info().Str("journal", jpath).Int64("ok", ok).Int64("failed", failed).Int("pending_runs", pending).
 			Msg("resuming: rows already answered are skipped, failed rows are tried again (--restart to start over)")
+	} else if live, err := o.createOutput(); err == nil {
+		o.live, o.liveErrs = live, &lazyErrors{path: o.errPath}
+	} else {
+		log.Debug().Err(err).Msg("output not written live; it is written from the journal at the end")
 	}
 	return o, nil
 }
@@ -114,7 +129,46 @@ func (o *outputs) Write(r pipeline.Result) error {
 		o.counts.ok++
 		return nil
 	}
-	return o.journal.Write(r)
+	if err := o.journal.Write(r); err != nil {
+		return err
+	}
+	if o.live != nil {
+		if err := o.writeLive(r); err != nil {
+			o.log.Debug().Err(err).Msg("output not written live any more; it is written from the journal at the end")
+			o.dropLive()
+		}
+	}
+	return nil
+}
+
+// writeLive writes r to the live output and errors file.
+func (o *outputs) writeLive(r pipeline.Result) error {
+	if err := o.live.Write(r.Row); err != nil {
+		return err
+	}
+	if r.Status == sink.StatusOK {
+		o.liveCount.ok++
+		return nil
+	}
+	o.liveCount.failed++
+	return o.liveErrs.Write(pipeline.NewErrorRow(r.Row))
+}
+
+// dropLive discards the live output.
+func (o *outputs) dropLive() {
+	if o.live != nil {
+		_ = o.live.Abort()
+		_ = o.liveErrs.Abort()
+		o.live, o.liveErrs = nil, nil
+	}
+}
+
+// createOutput creates the writer of the output file.
+func (o *outputs) createOutput() (rowSink, error) {
+	if o.format == "parquet" {
+		return sink.CreateParquet(o.path, sink.ParquetOptions{})
+	}
+	return sink.CreateJSONL[sink.Row](o.path)
 }
 
 // Flush hands what is written to the operating system.
@@ -163,6 +217,7 @@ func (o *outputs) finish(complete bool, read int64) (finalCounts, error) {
 		return o.counts, nil
 	}
 	if err := o.journal.Close(); err != nil {
+		o.dropLive()
 		return o.counts, err
 	}
 	maxRow := int64(0)
@@ -170,7 +225,16 @@ func (o *outputs) finish(complete bool, read int64) (finalCounts, error) {
 		maxRow = read
 	}
 	start := time.Now()
-	counts, err := o.writeFromJournal(maxRow)
+	var counts finalCounts
+	var err error
+	if o.live != nil {
+		// Every row of this run is in the live output, and no other: no
+		// row of an earlier run, and a fresh run's rows are at most read.
+		counts, err = o.commit(o.live, o.liveErrs, o.liveCount)
+		o.live = nil
+	} else {
+		counts, err = o.writeFromJournal(maxRow)
+	}
 	if err != nil {
 		return counts, err
 	}
@@ -203,13 +267,7 @@ type rowSink interface {
 
 func (o *outputs) writeFromJournal(maxRow int64) (finalCounts, error) {
 	var c finalCounts
-	var out rowSink
-	var err error
-	if o.format == "parquet" {
-		out, err = sink.CreateParquet(o.path, sink.ParquetOptions{})
-	} else {
-		out, err = sink.CreateJSONL[sink.Row](o.path)
-	}
+	out, err := o.createOutput()
 	if err != nil {
 		return c, err
 	}
@@ -225,10 +283,17 @@ func (o *outputs) writeFromJournal(maxRow int64) (finalCounts, error) {
 		c.failed++
 		return errs.Write(pipeline.NewErrorRow(r.Row))
 	})
-	if err == nil {
-		err = out.Close()
-	}
 	if err != nil {
+		_ = out.Abort()
+		_ = errs.Abort()
+		return c, fmt.Errorf("write output %s: %w", o.path, err)
+	}
+	return o.commit(out, errs, c)
+}
+
+// commit closes the output and the errors file, putting them in place.
+func (o *outputs) commit(out rowSink, errs *lazyErrors, c finalCounts) (finalCounts, error) {
+	if err := out.Close(); err != nil {
 		_ = out.Abort()
 		_ = errs.Abort()
 		return c, fmt.Errorf("write output %s: %w", o.path, err)
@@ -244,8 +309,9 @@ func (o *outputs) writeFromJournal(maxRow int64) (finalCounts, error) {
 	return c, nil
 }
 
-// release unlocks the output.
+// release discards a live output not committed and unlocks the output.
 func (o *outputs) release() {
+	o.dropLive()
 	if o.lock != nil {
 		o.lock.unlock()
 		o.lock = nil

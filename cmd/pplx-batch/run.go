@@ -363,7 +363,9 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	aborted := errors.As(runErr, &fatal)
 	complete := runErr == nil
 	// Write every finished row, whatever stopped the run.
+	finishing := time.Now()
 	final, err := out.finish(complete, stats.LastRow)
+	stats.Wall += time.Since(finishing) // the summary's wall time counts writing the output
 	if err != nil {
 		return exitRowsFailed, err
 	}
