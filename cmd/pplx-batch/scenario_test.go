@@ -11,8 +11,10 @@
 // achieved rate, the share of 429s, the retries and the time taken to follow
 // a limit change, each next to its bar. The test fails when a bar is missed.
 // PPLX_BATCH_BIN names the binary (else it is built); SCENARIOS=a,b runs a
-// subset by name; SCENARIO_LOG sets the runs' log level (default warn) and
-// SCENARIO_DIR keeps each run's files and logs in a folder of that name.
+// subset by name; SCENARIO_MATRIX=full adds the whole matrix of issue 9
+// (burst 20 in every dialect, burst 10 without headers); SCENARIO_LOG sets
+// the runs' log level (default warn) and SCENARIO_DIR keeps each run's files
+// and logs in a folder of that name.
 
 package main
 
@@ -40,6 +42,7 @@ type scenCase struct {
 	name    string
 	headers string  // sim --headers
 	rps     float64 // the server's rate (and burst) before any change
+	burst   int     // the server's burst; 0: the rate
 	change  time.Duration
 	to      float64 // the rate from change on; 0: no change
 	latency time.Duration
@@ -49,6 +52,7 @@ type scenCase struct {
 
 	ratioBar float64 // least achieved/allowed in steady state
 	share429 float64 // 429s must stay below this share of requests
+	jobBar   float64 // least rows/(rate × (wall − latency)) over the job; 0: none
 }
 
 const (
@@ -81,7 +85,30 @@ func scenCases() []scenCase {
 			scenCase{name: "doubled " + h, headers: h, rps: 20, change: 10 * time.Second, to: 40, latency: lat, jitter: jit,
 				span: 20 * time.Second, ratioBar: 0.98, share429: 0.005})
 	}
+	// Issue 9 item 1: a bucket that holds a quarter of a second, in every
+	// dialect (burst 40 is the "headers" rows above; SCENARIO_MATRIX=full
+	// adds burst 20 and the header-less styles).
+	bursts := []int{10}
+	if os.Getenv("SCENARIO_MATRIX") == "full" {
+		bursts = append(bursts, 20)
+	}
+	for _, b := range bursts {
+		for _, h := range []string{"seconds", "epoch", "duration", "openai", "ietf", "rfc3339"} {
+			cs = append(cs, scenCase{name: fmt.Sprintf("burst %d %s", b, h), headers: h, rps: r, burst: b,
+				latency: 20 * time.Millisecond, span: 12 * time.Second, ratioBar: 0.98, share429: 0.005})
+		}
+		if os.Getenv("SCENARIO_MATRIX") == "full" {
+			for _, h := range []string{"none", "none-at-all"} {
+				cs = append(cs, scenCase{name: fmt.Sprintf("burst %d %s", b, h), headers: h, rps: r, burst: b,
+					latency: 20 * time.Millisecond, span: 24 * time.Second, ratioBar: 0.90, share429: 0.03})
+			}
+		}
+	}
 	cs = append(cs,
+		// Issue 9 item 2: 1-second answers into a bucket of 5 at 30/s, 600
+		// rows, no --concurrency.
+		scenCase{name: "ramp 1s 30/s burst 5", headers: "seconds", rps: 30, burst: 5, latency: time.Second,
+			span: 20 * time.Second, ratioBar: 0.95, share429: 0.005, jobBar: 0.95},
 		scenCase{name: "latency-bound 1s", headers: "seconds", rps: r, latency: time.Second, span: span,
 			ratioBar: 0.95, share429: 0.005},
 		scenCase{name: "latency-bound 1s --concurrency 100", headers: "seconds", rps: r, latency: time.Second, span: span,
@@ -115,6 +142,8 @@ type scenResult struct {
 	follow            time.Duration
 	afterChange       float64 // achieved/new rate one window after the change
 	exitCode          int
+	wall              time.Duration // of the run
+	job               float64       // rows/(rate × (wall − latency))
 	failures          []string
 	timeline          []sim.Second
 }
@@ -157,6 +186,9 @@ func scenRun(t *testing.T, bin string, c scenCase) scenResult {
 	// The simulator.
 	simArgs := []string{"sim", "--rps", fmtFloat(c.rps), "--latency", c.latency.String(),
 		"--jitter", c.jitter.String(), "--headers", c.headers, "--key", scenKey}
+	if c.burst > 0 {
+		simArgs = append(simArgs, "--burst", strconv.Itoa(c.burst))
+	}
 	if c.to > 0 {
 		simArgs = append(simArgs, "--schedule", fmt.Sprintf("%s=%s", c.change, fmtFloat(c.to)))
 	}
@@ -231,6 +263,7 @@ func scenRun(t *testing.T, bin string, c scenCase) scenResult {
 	run.Stderr, run.Stdout = runLog, runLog
 	start := time.Now()
 	err = run.Run()
+	res.wall = time.Since(start)
 	res.exitCode = run.ProcessState.ExitCode()
 	t.Logf("run took %v, exit code %d, log %s", time.Since(start).Round(time.Millisecond), res.exitCode, runLog.Name())
 	if err != nil {
@@ -334,6 +367,13 @@ func scenMeasure(r *scenResult) {
 		r.failures = append(r.failures, fmt.Sprintf("only %d seconds of steady state", to-from))
 		return
 	}
+	if c.to == 0 && r.wall > c.latency {
+		r.job = float64(c.rows()) / (c.rps * (r.wall - c.latency).Seconds())
+	}
+	if c.jobBar > 0 && r.job < c.jobBar {
+		r.failures = append(r.failures, fmt.Sprintf("got %.3f of the rate over the job (to the last answer less one latency), want >= %.2f",
+			r.job, c.jobBar))
+	}
 	var got, allowed float64
 	for s := from; s < to; s++ {
 		got += float64(tl[s].Admitted)
@@ -388,7 +428,7 @@ func (r scenResult) share() float64 {
 func scenTable(w *os.File, rs []scenResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "scenario\tallowed/s\tachieved/s\tratio (bar)\t429s (bar)\tretries\tfollow change (bar: ±5% after 1 window)\tresult\t")
+	fmt.Fprintln(tw, "scenario\tallowed/s\tachieved/s\tratio (bar)\t429s (bar)\tretries\tjob ratio\tfollow change (bar: ±5% after 1 window)\tresult\t")
 	for _, r := range rs {
 		c := r.c
 		ratio := 0.0
@@ -403,8 +443,15 @@ func scenTable(w *os.File, rs []scenResult) {
 		if len(r.failures) > 0 {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.3f (≥%.2f)\t%.2f%% (<%.1f%%)\t%d\t%s\t%s\t\n",
-			c.name, r.allowed, r.achieved, ratio, c.ratioBar, 100*r.share(), 100*c.share429, r.retries, follow, verdict)
+		job := "-"
+		if r.job > 0 {
+			job = fmt.Sprintf("%.3f", r.job)
+			if c.jobBar > 0 {
+				job += fmt.Sprintf(" (≥%.2f)", c.jobBar)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.3f (≥%.2f)\t%.2f%% (<%.1f%%)\t%d\t%s\t%s\t%s\t\n",
+			c.name, r.allowed, r.achieved, ratio, c.ratioBar, 100*r.share(), 100*c.share429, r.retries, job, follow, verdict)
 	}
 	tw.Flush()
 }
