@@ -141,6 +141,7 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 	if p.Runs != nil {
 		pending, _ = p.Runs.Pending(row.Row, req.Hash)
 	}
+	schemaRetries := p.Job.SchemaRetries
 	for n := 0; ; n++ {
 		var (
 			s   sent
@@ -186,6 +187,16 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 		}
 		st.addTokens(s.tokens)
 		row.Attempts = n + 1
+		if err == nil && p.Job.Schema != nil {
+			if row.Data, err = p.Job.Schema.Validate(row.Content); err != nil {
+				if schemaRetries > 0 {
+					schemaRetries--
+					p.Log.Debug().Int64("row", row.Row).Err(err).Msg("asking again")
+					continue // ask again: the cost of this answer is counted
+				}
+				return failRow(row, err), true
+			}
+		}
 		if err == nil {
 			row.Status = sink.StatusOK
 			return row, true
@@ -289,6 +300,7 @@ func failRow(row sink.Row, err error) sink.Row {
 	if !keepsAnswer(err) {
 		row.Results, row.Content, row.Citations, row.SearchResults, row.Usage, row.Model = nil, "", nil, nil, nil, ""
 	}
+	row.Data = nil // only a valid answer has data
 	return row
 }
 

@@ -33,6 +33,9 @@ func (agentMode) build(j *Job, text string) (body, hashed any, bucket string) {
 		}
 	}
 	req.Input = text
+	if j.Schema != nil {
+		req.ResponseFormat = j.Schema.ResponseFormat()
+	}
 	if j.System != "" {
 		req.Instructions = j.System
 	}
@@ -86,9 +89,13 @@ func agentAnswer(row *sink.Row, resp *pplx.AgentResponse, err error) sent {
 	return s
 }
 
-// keepsAnswer reports whether a row that failed with err keeps the
-// partial answer: an incomplete run (cut by max_output_tokens) does.
+// keepsAnswer reports whether a row that failed with err keeps its
+// answer: an incomplete run (cut by max_output_tokens) keeps its partial
+// text, and an answer that does not match the schema its raw text.
 func keepsAnswer(err error) bool {
+	if _, ok := errors.AsType[*SchemaError](err); ok {
+		return true
+	}
 	re, ok := errors.AsType[*pplx.RunError](err)
 	return ok && re.Status == pplx.StatusIncomplete
 }

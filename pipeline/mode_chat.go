@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/pplx-batch/pplx-batch/limiter"
 	"github.com/pplx-batch/pplx-batch/pplx"
@@ -27,6 +28,9 @@ func (chatMode) build(j *Job, text string) (body, hashed any, bucket string) {
 		req.Messages = append(req.Messages, pplx.Message{Role: "system", Content: j.System})
 	}
 	req.Messages = append(req.Messages, pplx.Message{Role: "user", Content: text})
+	if j.Schema != nil {
+		req.ResponseFormat, _ = json.Marshal(j.Schema.ResponseFormat())
+	}
 	h := req
 	h.Stream = false // how the answer travels does not change it
 	return &req, &h, limiter.ChatBucket(req.Model)

@@ -79,6 +79,15 @@ type Job struct {
 	// Chat holds the parameters of every chat request (Model, Stream, ...);
 	// Messages is set per row. An empty Model means DefaultChatModel.
 	Chat pplx.ChatRequest
+	// Schema, when not nil, is the JSON Schema of the answers (agent and
+	// chat modes): it is sent as the request's response_format, and an
+	// answer that does not match it is asked again up to SchemaRetries
+	// more times, then fails the row (keeping its text) with a
+	// *SchemaError. A valid answer goes, as JSON, to the row's Data.
+	Schema *Schema
+	// SchemaRetries is how many more requests a row whose answer does not
+	// match Schema gets; negative means none.
+	SchemaRetries int
 	// IDColumn names the column whose value identifies a row; empty means
 	// the row number.
 	IDColumn string

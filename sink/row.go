@@ -32,6 +32,9 @@ type Row struct {
 	Usage         *Usage   `json:"usage"`
 	// Model is the model that served an agent answer.
 	Model string `json:"model"`
+	// Data is the structured answer, validated against the job's JSON
+	// Schema: a JSON object, or nil without a schema.
+	Data json.RawMessage `json:"data"`
 }
 
 // SearchResult is one result of the Search API.

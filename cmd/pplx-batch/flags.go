@@ -51,6 +51,10 @@ type runFlags struct {
 	temperature         float64
 	responseFormat      string
 
+	// Structured answers.
+	schema        string
+	schemaRetries int
+
 	// Agent request parameters.
 	noSearch         bool
 	searchAfter      string
@@ -142,6 +146,8 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.fetchURL, "fetch-url", false, "agent: let the model fetch web pages (the fetch_url tool)")
 	fs.IntVar(&f.maxOutputTokens, "max-output-tokens", 0, "agent: most output `tokens` (0: the API default; required for anthropic/* models)")
 	fs.StringVar(&f.reasoningEffort, "reasoning-effort", "", "agent: reasoning effort: minimal, low, medium, high or xhigh")
+	fs.StringVar(&f.schema, "schema", "", "agent, chat: JSON Schema `FILE` of the answers (root an object); valid answers land in data as typed columns")
+	fs.IntVar(&f.schemaRetries, "schema-retries", 1, "agent, chat: more requests for a row whose answer does not match --schema")
 	fs.IntVar(&f.maxTokens, "max-tokens", 0, "chat: most completion tokens (0: the API default)")
 	fs.Float64Var(&f.temperature, "temperature", -1, "agent, chat: sampling temperature 0-2 (-1: the API default)")
 	fs.StringVar(&f.responseFormat, "response-format", "", "agent, chat: response_format as `JSON`, e.g. a json_schema")

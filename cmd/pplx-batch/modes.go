@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -36,7 +37,9 @@ func modeFlags(f *runFlags, j *pipeline.Job, bad func(string, ...any)) (what, te
 	m := pipeline.Mode(f.mode)
 	if m != pipeline.ModeSearch {
 		only = append(only, modeOnly{"--query", f.query != ""}, modeOnly{"--max-results", f.maxResults != 0})
+		j.Schema, j.SchemaRetries = schemaFlags(f, bad)
 	} else {
+		only = append(only, modeOnly{"--schema", f.schema != ""})
 		only = append(only, modeOnly{"--prompt", f.prompt != ""}, modeOnly{"--system", f.system != ""},
 			modeOnly{"--model", f.model != ""}, modeOnly{"--stream", f.stream}, modeOnly{"--max-tokens", f.maxTokens != 0},
 			modeOnly{"--temperature", f.temperature != -1}, modeOnly{"--response-format", f.responseFormat != ""})
@@ -59,6 +62,40 @@ func modeFlags(f *runFlags, j *pipeline.Job, bad func(string, ...any)) (what, te
 		bad("%s is required in --mode %s", what, f.mode)
 	}
 	return what, text
+}
+
+// schemaFlags reads --schema: a file, or (from a job file's schema:
+// mapping) the schema's JSON itself.
+func schemaFlags(f *runFlags, bad func(string, ...any)) (*pipeline.Schema, int) {
+	if f.schema == "" {
+		return nil, 0
+	}
+	if f.responseFormat != "" {
+		bad("give --schema or --response-format, not both (--schema sends its own response_format)")
+	}
+	if f.schemaRetries < 0 {
+		bad("--schema-retries must be at least 0")
+	}
+	name, raw := f.schema, []byte(f.schema)
+	if t := strings.TrimSpace(f.schema); !strings.HasPrefix(t, "{") {
+		b, err := os.ReadFile(f.schema)
+		if err != nil {
+			bad("--schema: %v", err)
+			return nil, 0
+		}
+		raw = b
+	} else {
+		name = "schema"
+		if f.config != "" {
+			name = f.config + " (schema)"
+		}
+	}
+	s, err := pipeline.CompileSchema(name, raw)
+	if err != nil {
+		bad("--schema: %v", err)
+		return nil, 0
+	}
+	return s, f.schemaRetries
 }
 
 // modeOnly is a flag that only some modes take, and whether it was set.
