@@ -124,6 +124,21 @@
 // concurrency limit: the in-flight limit drops to 0.7 × the requests out,
 // and grows back by one per window of successes.
 //
+// # Outages
+//
+// outageAfter (10) failures in a row, each a server error (5xx) or no
+// response (not the caller's cancelling), with no other answer between
+// them, make an outage: the API is down, not one request unlucky. Acquire
+// then holds every request and lets one probe through at a time, the first
+// after probeMin (1 s), each next one probeGrowth (1.5) times later, at most
+// probeMax (1 min), each wait drawn in [w/2, w) so that clients do not probe
+// in step. [Verdict].Outage tells the caller of Release that a failure came
+// during an outage, so that it does not spend the row's retry budget on it.
+// The first answer that is not a server error ends the outage, and the
+// requests resume at the rate learnt before it (the next responses bring
+// the shadow up to date). An outage longer than Config.MaxOutage (15 min by
+// default) makes Acquire return an [*OutageError] with its duration.
+//
 // # In flight
 //
 // The in-flight limit follows Little's law: ceil(rate × (latency + 2 ×

@@ -85,6 +85,12 @@ type Config struct {
 	// Clock is the source of time and timers; nil means real time.
 	Clock Clock
 
+	// MaxOutage is how long an outage may last (every answer a server
+	// error or none at all) before Acquire gives up with an
+	// [*OutageError]. Zero means [DefaultMaxOutage]; a negative value
+	// means never.
+	MaxOutage time.Duration
+
 	// Static turns learning off: the Limiter then only applies RPS, Burst,
 	// MaxInFlight and the pauses that responses ask for (429 or 503 with
 	// Retry-After, a reset while no request remains). The zero value, an
@@ -140,6 +146,13 @@ type Stats struct {
 	ClampedPauses uint64
 	// Cuts counts the multiplicative decreases of the rate after 429s.
 	Cuts uint64
+	// Outages counts the outages: runs of outageAfter failures in a row.
+	Outages uint64
+	// OutageTime is the time covered by the outages that have ended, from
+	// the first failure of each to the first answer after it.
+	OutageTime time.Duration
+	// Down is true during an outage.
+	Down bool
 
 	// Mode is what the Limiter paces by now: [ModeStatic], [ModeStart],
 	// [ModeHeaders], [ModeFixedWindow] or [ModeProbe].
@@ -177,6 +190,8 @@ type Limiter struct {
 	line        []chan struct{} // FIFO behind the head; a closed channel is the turn
 	seq         uint64
 	outstanding map[uint64]struct{} // seqs of the tickets out
+	down        outage
+	maxOutage   time.Duration
 	logged      map[string]struct{} // invalid headers already logged
 	stats       Stats
 }
@@ -187,6 +202,7 @@ func New(cfg Config) *Limiter {
 		clock:       cfg.Clock,
 		log:         cfg.Log,
 		maxPause:    cfg.MaxPause,
+		maxOutage:   cfg.MaxOutage,
 		jitter:      randomJitter,
 		changed:     make(chan struct{}),
 		wake:        make(chan struct{}, 1),
@@ -371,6 +387,19 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 		l.mu.Lock()
 		now := l.clock.Now()
 
+		// The outage gate: one probe at a time, spaced out.
+		if d, err := l.outageGateLocked(now); err != nil || d > 0 {
+			changed := l.changed
+			l.mu.Unlock()
+			if err != nil {
+				return Ticket{}, err
+			}
+			if _, err := l.sleep(ctx, d, changed, nil); err != nil {
+				return Ticket{}, err
+			}
+			continue
+		}
+
 		// The pause gate: each waiter wakes at the end plus its own jitter.
 		if now.Before(l.pauseUntil) {
 			d := l.pauseUntil.Sub(now) + l.jitter(l.pauseJitter)
@@ -429,14 +458,17 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 		// Our turn: wait until every rate gate lets us through.
 		for {
 			now = l.clock.Now()
-			if now.Before(l.pauseUntil) {
+			if d, err := l.outageGateLocked(now); now.Before(l.pauseUntil) || d > 0 || err != nil {
 				l.passTurnLocked()
 				l.mu.Unlock()
-				break // back to the pause gate
+				break // back to the outage and pause gates
 			}
 			d := max(l.tokenDelay(now), l.adaptDelayLocked(now))
 			if d <= 0 && l.bucket.AllowN(now, 1) {
 				t := l.issueLocked(now)
+				if l.down.down {
+					l.down.probeSeq = t.Seq
+				}
 				if l.ad != nil {
 					l.ad.grant(now, t.Seq)
 				}
@@ -585,13 +617,17 @@ func (l *Limiter) issueLocked(now time.Time) Ticket {
 //     (Remaining < 1) and the window resets later: until the reset, so
 //     that the next request does not earn a 429.
 //
+// Release also watches for an outage (see the package documentation): the
+// returned [Verdict] says whether a failure came during one, so that the
+// caller does not spend the request's retry budget on it.
+//
 // A pause is cut to Config.MaxPause and only ever extends the current one;
 // each waiter resumes at its end plus a random delay of up to 10% of the
 // pause, at most one second. Header values that make no sense are ignored
 // and logged once per header and reason.
-func (l *Limiter) Release(t Ticket, o Outcome) {
+func (l *Limiter) Release(t Ticket, o Outcome) Verdict {
 	if t.lim != l || t.Seq == 0 {
-		return
+		return Verdict{}
 	}
 	now := l.clock.Now()
 	var info Info
@@ -602,7 +638,7 @@ func (l *Limiter) Release(t Ticket, o Outcome) {
 	l.mu.Lock()
 	if _, ok := l.outstanding[t.Seq]; !ok {
 		l.mu.Unlock()
-		return
+		return Verdict{}
 	}
 	out := len(l.outstanding)
 	delete(l.outstanding, t.Seq)
@@ -628,6 +664,7 @@ func (l *Limiter) Release(t Ticket, o Outcome) {
 	if clamped {
 		d = l.maxPause
 	}
+	verdict, downChanged, began, ended := l.noteOutageLocked(now, t, o)
 	extended := false
 	if d > 0 {
 		until := now.Add(d)
@@ -643,6 +680,10 @@ func (l *Limiter) Release(t Ticket, o Outcome) {
 			l.changed = make(chan struct{})
 			extended = true
 		}
+	}
+	if downChanged && !extended {
+		close(l.changed)
+		l.changed = make(chan struct{})
 	}
 	l.grantSlotsLocked()
 	var fresh []InvalidHeader
@@ -683,6 +724,14 @@ func (l *Limiter) Release(t Ticket, o Outcome) {
 		}
 		e.Int("status", o.Status).Str("cause", why).Dur("pause", d).Msg("limiter: pausing all requests")
 	}
+	switch {
+	case began > 0:
+		l.log.Warn().Int("failures", outageAfter).Dur("for", began.Round(time.Millisecond)).
+			Msg("limiter: the API seems down; probing with one request at a time")
+	case ended > 0:
+		l.log.Info().Dur("after", ended.Round(time.Millisecond)).Msg("limiter: the API answers again; resuming")
+	}
+	return verdict
 }
 
 // round3 rounds x to three decimals for the log.
@@ -720,6 +769,7 @@ func (l *Limiter) Stats() Stats {
 	s := l.stats
 	s.InFlight = len(l.outstanding)
 	s.InFlightLimit = l.slotCapLocked()
+	s.Down = l.down.down
 	s.Mode = ModeStatic
 	if a := l.ad; a != nil {
 		now := l.clock.Now()
