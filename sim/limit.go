@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -172,6 +173,7 @@ const (
 	refusedNone refusal = iota
 	refusedRate
 	refusedConcurrency
+	refusedOutage
 )
 
 type admission struct {
@@ -197,6 +199,10 @@ func (s *Server) admit(apiKey, name string, fp [16]byte) admission {
 	}
 	s.advance(b, off)
 	seg := s.segs[b.seg]
+	if s.isDown(off) {
+		s.stats.Status[http.StatusServiceUnavailable]++
+		return admission{refused: refusedOutage}
+	}
 	a := admission{rate: rateState{limited: seg.rps > 0, limit: seg.burst, tokens: b.tokens, rps: seg.rps, at: now}}
 	switch {
 	case a.rate.limited && b.tokens < 1-eps:
@@ -305,8 +311,15 @@ func (s *Server) setRateHeaders(h http.Header, st rateState) {
 	}
 }
 
-// writeRefusal writes a 429 (already counted by admit).
+// writeRefusal writes a 429, or the 503 of an outage (already counted by
+// admit).
 func (s *Server) writeRefusal(w http.ResponseWriter, a admission) {
+	if a.refused == refusedOutage {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "503 Service Temporarily Unavailable\n")
+		return
+	}
 	if s.style != HeadersNoneAtAll {
 		h := w.Header()
 		switch a.refused {
@@ -320,4 +333,49 @@ func (s *Server) writeRefusal(w http.ResponseWriter, a admission) {
 	}
 	writeEnvelope(w, http.StatusTooManyRequests, "request_rate_limit_exceeded",
 		"Rate limit exceeded. Please retry after some time.")
+}
+
+// Outage is a period in which the API is down: from At (measured from
+// [New]) for For, every request that passes the checks of path, method,
+// key and body is answered at once with 503 and a plain-text body, with no
+// rate-limit headers and without taking a token.
+type Outage struct {
+	At, For time.Duration
+}
+
+// isDown reports whether offset off falls in one of the outages.
+func (s *Server) isDown(off time.Duration) bool {
+	for _, o := range s.outages {
+		if off >= o.At && off < o.At+o.For {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseOutages parses a comma-separated list of outages, each
+// "<at>+<for>" in Go durations: "4s+8s" is down from 4 s for 8 s. An empty
+// string is none.
+func ParseOutages(s string) ([]Outage, error) {
+	var out []Outage
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		at, dur, ok := strings.Cut(part, "+")
+		if !ok {
+			return nil, fmt.Errorf("sim: outage %q: want <at>+<for>, e.g. 4s+8s", part)
+		}
+		a, err := time.ParseDuration(strings.TrimSpace(at))
+		if err != nil || a < 0 {
+			return nil, fmt.Errorf("sim: outage %q: bad start %q", part, at)
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(dur))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("sim: outage %q: bad length %q", part, dur)
+		}
+		out = append(out, Outage{At: a, For: d})
+	}
+	return out, nil
 }

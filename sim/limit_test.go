@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -601,4 +602,81 @@ func TestParseHeaderStyle(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestOutage(t *testing.T) {
+	clock := newFakeClock()
+	ts := start(t, New(Config{Key: testKey, RPS: 2, Burst: 3, Now: clock.Now,
+		Outages: []Outage{{At: time.Second, For: 2 * time.Second}}}))
+	body := searchBody(t, 1, "outage")
+	steps := []struct {
+		advance       time.Duration
+		wantCode      int
+		wantRemaining string // "" for no header
+	}{
+		{0, 200, "2"},
+		{time.Second, 503, ""}, // down from 1 s
+		{0, 503, ""},           // takes no token
+		{1999 * time.Millisecond, 503, ""},
+		{time.Millisecond, 200, "2"}, // up at 3 s, the bucket full again
+	}
+	for i, st := range steps {
+		clock.Advance(st.advance)
+		r := post(t, ts, pplx.SearchPath, body)
+		if r.status != st.wantCode {
+			t.Fatalf("step %d: got status %d, want %d", i, r.status, st.wantCode)
+		}
+		if got := r.header.Get("x-ratelimit-remaining"); got != st.wantRemaining {
+			t.Errorf("step %d: got remaining %q, want %q", i, got, st.wantRemaining)
+		}
+		if r.status == 503 && string(r.body) != "503 Service Temporarily Unavailable\n" {
+			t.Errorf("step %d: got body %q", i, r.body)
+		}
+	}
+}
+
+func TestParseOutages(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []Outage
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"4s+8s", []Outage{{4 * time.Second, 8 * time.Second}}, false},
+		{" 0s+1m , 2m+30s ", []Outage{{0, time.Minute}, {2 * time.Minute, 30 * time.Second}}, false},
+		{"4s", nil, true},
+		{"4s+0s", nil, true},
+		{"-1s+2s", nil, true},
+		{"x+2s", nil, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseOutages(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseOutages(%q): got error %v, want error %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("ParseOutages(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func FuzzParseOutages(f *testing.F) {
+	for _, seed := range []string{"", "4s+8s", "0s+1m,2m+30s", "4s", "+", "1h+-1s", "\xff+1s"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		outs, err := ParseOutages(in)
+		if err != nil {
+			if outs != nil || !strings.HasPrefix(err.Error(), "sim: ") {
+				t.Fatalf("got %v, %v; want nil and a sim: error", outs, err)
+			}
+			return
+		}
+		for _, o := range outs {
+			if o.At < 0 || o.For <= 0 {
+				t.Fatalf("got outage %+v from %q", o, in)
+			}
+		}
+	})
 }

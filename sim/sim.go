@@ -89,6 +89,9 @@ type Config struct {
 	// Faults sets the probabilities of injected faults. The zero value
 	// injects none.
 	Faults Faults
+	// Outages are periods in which every request is answered 503 at once
+	// (see [Outage]).
+	Outages []Outage
 	// Seed seeds every pseudo-random choice: jitter, faults and response
 	// ids. Jitter and faults are drawn per request from the seed, the
 	// request's [Fingerprint] and how many times that fingerprint was
@@ -161,6 +164,7 @@ type Server struct {
 	jitter      time.Duration
 	maxInFlight int
 	faults      [5]float64 // cumulative thresholds, in the order of Faults
+	outages     []Outage
 	seed        uint64
 	now         func() time.Time
 	start       time.Time
@@ -205,6 +209,7 @@ func New(cfg Config) *Server {
 		jitter:      max(cfg.Jitter, 0),
 		maxInFlight: max(cfg.MaxInFlight, 0),
 		seed:        uint64(cfg.Seed),
+		outages:     append([]Outage(nil), cfg.Outages...),
 		now:         now,
 		start:       now(),
 		sleep:       sleepCtx,
