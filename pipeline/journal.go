@@ -255,9 +255,13 @@ func (j *Journal) load() (open bool, err error) {
 		}
 		return false, &JournalError{Path: j.path, Err: errors.New("not a pplx-batch journal")}
 	}
+	fi, err := j.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("journal %s: %w", j.path, err)
+	}
 	r.Discard(len(head))
 	off := int64(len(head))
-	cr := &chunkReader{r: r, keepText: true}
+	cr := &chunkReader{r: r, left: fi.Size() - off, keepText: true}
 	for n := 1; ; n++ {
 		ch, err := cr.next()
 		if err == io.EOF || errors.Is(err, errTorn) {
@@ -586,11 +590,15 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
 	r := bufio.NewReaderSize(f, 256<<10)
 	if _, err := r.Discard(len(journalMagic) + 1); err != nil {
 		return nil // an empty journal
 	}
-	src := &zstdSource{cr: &chunkReader{r: r}}
+	src := &zstdSource{cr: &chunkReader{r: r, left: fi.Size() - int64(len(journalMagic)+1)}}
 	dec, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 		zstd.WithDecoderMaxWindow(8*journalWindow))
 	if err != nil {
@@ -598,7 +606,7 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 	}
 	defer dec.Close()
 	seen := make([]uint16, len(index.state))
-	var buf []byte
+	var buf bytes.Buffer
 	for n := 1; ; n++ {
 		e, ok, err := src.pop()
 		if err != nil {
@@ -610,11 +618,13 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		if e.kind == entryPending {
 			continue
 		}
-		if cap(buf) < e.n {
-			buf = make([]byte, e.n)
-		}
-		buf = buf[:e.n]
-		if _, err := io.ReadFull(dec, buf); err != nil {
+		// Grow the buffer as the bytes come, not by the length the
+		// entry claims.
+		buf.Reset()
+		if m, err := io.CopyN(&buf, dec, int64(e.n)); err != nil {
+			if err == io.EOF {
+				err = fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, m, e.n)
+			}
 			return &JournalError{Path: j.path, Err: fmt.Errorf("entry %d: %w", n, err)}
 		}
 		row := e.row
@@ -629,7 +639,7 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 			continue // a later entry of this row follows
 		}
 		var res Result
-		if err := json.Unmarshal(buf, &res); err != nil {
+		if err := json.Unmarshal(buf.Bytes(), &res); err != nil {
 			return &JournalError{Path: j.path, Err: fmt.Errorf("entry %d: %w", n, err)}
 		}
 		if err := fn(res); err != nil {

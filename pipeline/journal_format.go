@@ -113,6 +113,7 @@ var errTorn = errors.New("chunk cut short")
 // chunkReader reads the chunks of a journal after its header line.
 type chunkReader struct {
 	r       *bufio.Reader
+	left    int64 // bytes of the file after the position of r
 	body    []byte
 	entries []entry
 	// keepText says whether entries get their hash and run id (load needs
@@ -126,6 +127,7 @@ type chunkReader struct {
 func (c *chunkReader) next() (chunk, error) {
 	var h [8]byte
 	n, err := io.ReadFull(c.r, h[:])
+	c.left -= int64(n)
 	switch {
 	case err == io.EOF:
 		return chunk{}, io.EOF
@@ -136,6 +138,9 @@ func (c *chunkReader) next() (chunk, error) {
 		return chunk{}, err
 	}
 	size := binary.LittleEndian.Uint32(h[:])
+	if int64(size) > c.left {
+		return chunk{}, errTorn // the file ends inside the chunk
+	}
 	if size == 0 || size > maxChunkBody {
 		if c.atEnd() {
 			return chunk{}, errTorn
@@ -146,6 +151,7 @@ func (c *chunkReader) next() (chunk, error) {
 		c.body = make([]byte, size)
 	}
 	c.body = c.body[:size]
+	c.left -= int64(size)
 	if _, err := io.ReadFull(c.r, c.body); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return chunk{}, errTorn
