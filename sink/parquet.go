@@ -14,7 +14,6 @@ import (
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding"
 )
 
@@ -151,7 +150,7 @@ func newParquet(name string, opt ParquetOptions) (*Parquet, error) {
 	}
 	switch strings.ToLower(opt.Compression) {
 	case "", "zstd":
-		p.codec = &zstd.Codec{}
+		p.codec = &zstdCodec{}
 	case "snappy":
 		p.codec = &snappy.Codec{}
 	case "none", "uncompressed":
