@@ -14,7 +14,8 @@
 // subset by name; SCENARIO_MATRIX=full adds the whole matrix of issue 9
 // (burst 20 in every dialect, burst 10 without headers); SCENARIO_LOG sets
 // the runs' log level (default warn) and SCENARIO_DIR keeps each run's files
-// and logs in a folder of that name.
+// and logs in a folder of that name. The "outage 8s" scenario needs
+// `pplx-batch sim --outage at+for` (sim.ParseOutages).
 
 package main
 
@@ -53,6 +54,9 @@ type scenCase struct {
 	ratioBar float64 // least achieved/allowed in steady state
 	share429 float64 // 429s must stay below this share of requests
 	jobBar   float64 // least rows/(rate × (wall − latency)) over the job; 0: none
+
+	outageAt, outage time.Duration // sim --outage at+for; 0: none
+	maxDuring        int64         // most requests during the outage
 }
 
 const (
@@ -109,6 +113,12 @@ func scenCases() []scenCase {
 		// rows, no --concurrency.
 		scenCase{name: "ramp 1s 30/s burst 5", headers: "seconds", rps: 30, burst: 5, latency: time.Second,
 			span: 20 * time.Second, ratioBar: 0.95, share429: 0.005, jobBar: 0.95},
+		// Issue 9 item 6: the API down (503 at once) from 4 s for 8 s,
+		// 600 rows at 40/s burst 10: at most 40 requests while it is down,
+		// every row ok, the wall within the ideal + the outage + 5 s.
+		scenCase{name: "outage 8s", headers: "seconds", rps: r, burst: 10, latency: 20 * time.Millisecond,
+			span: 15 * time.Second, share429: 0.005, outageAt: 4 * time.Second, outage: 8 * time.Second,
+			maxDuring: 40},
 		scenCase{name: "latency-bound 1s", headers: "seconds", rps: r, latency: time.Second, span: span,
 			ratioBar: 0.95, share429: 0.005},
 		scenCase{name: "latency-bound 1s --concurrency 100", headers: "seconds", rps: r, latency: time.Second, span: span,
@@ -143,6 +153,7 @@ type scenResult struct {
 	afterChange       float64 // achieved/new rate one window after the change
 	exitCode          int
 	wall              time.Duration // of the run
+	during            int64         // requests answered 503 (during the outage)
 	job               float64       // rows/(rate × (wall − latency))
 	failures          []string
 	timeline          []sim.Second
@@ -188,6 +199,9 @@ func scenRun(t *testing.T, bin string, c scenCase) scenResult {
 		"--jitter", c.jitter.String(), "--headers", c.headers, "--key", scenKey}
 	if c.burst > 0 {
 		simArgs = append(simArgs, "--burst", strconv.Itoa(c.burst))
+	}
+	if c.outage > 0 {
+		simArgs = append(simArgs, "--outage", fmt.Sprintf("%s+%s", c.outageAt, c.outage))
 	}
 	if c.to > 0 {
 		simArgs = append(simArgs, "--schedule", fmt.Sprintf("%s=%s", c.change, fmtFloat(c.to)))
@@ -306,6 +320,7 @@ func scenRun(t *testing.T, bin string, c scenCase) scenResult {
 	t.Logf("admitted per second:%s", tl.String())
 	res.requests = rep.Requests
 	res.limited = rep.RateLimited + rep.ConcurrencyLimited
+	res.during = rep.Status[http.StatusServiceUnavailable]
 	scenMeasure(&res)
 	return res
 }
@@ -365,6 +380,22 @@ func scenMeasure(r *scenResult) {
 	from, to := first+int(scenWarm/time.Second), last-1
 	if to-from < 5 {
 		r.failures = append(r.failures, fmt.Sprintf("only %d seconds of steady state", to-from))
+		return
+	}
+	if c.outage > 0 {
+		// The steady state has a hole: check the outage's own bars.
+		ideal := time.Duration(float64(c.rows()-c.burst) / c.rps * float64(time.Second))
+		if r.during > c.maxDuring {
+			r.failures = append(r.failures, fmt.Sprintf("got %d requests during the outage, want at most %d", r.during, c.maxDuring))
+		}
+		if bound := ideal + c.outage + 5*time.Second; r.wall > bound {
+			r.failures = append(r.failures, fmt.Sprintf("the run took %v, want at most %v (ideal + outage + 5 s)",
+				r.wall.Round(10*time.Millisecond), bound))
+		}
+		if share := r.share(); share >= c.share429 {
+			r.failures = append(r.failures, fmt.Sprintf("got %.2f%% 429s, want < %.1f%%", 100*share, 100*c.share429))
+		}
+		r.achieved, r.allowed = float64(c.rows())/r.wall.Seconds(), c.rps // over the whole run
 		return
 	}
 	if c.to == 0 && r.wall > c.latency {
@@ -436,6 +467,9 @@ func scenTable(w *os.File, rs []scenResult) {
 			ratio = r.achieved / r.allowed
 		}
 		follow := "-"
+		if c.outage > 0 {
+			follow = fmt.Sprintf("%d requests while down %v (≤%d), wall %v", r.during, c.outage, c.maxDuring, r.wall.Round(10*time.Millisecond))
+		}
 		if c.to > 0 {
 			follow = fmt.Sprintf("%s→%s: %.3f after 1s, ±5%% within %v", fmtFloat(c.rps), fmtFloat(c.to), r.afterChange, r.follow)
 		}
