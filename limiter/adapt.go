@@ -67,7 +67,7 @@ const (
 	// burst whose requests would reach the server out of order.
 	surplusHorizon = 0.5
 	// fullHorizon is the horizon while the freshest response found the
-	// bucket full.
+	// bucket full, for a rate at most twice the send rate.
 	fullHorizon = 0.1
 	// rateBin is the bin of the measured send rate.
 	rateBin = 500 * time.Millisecond
@@ -412,11 +412,6 @@ func (a *adapt) horizon() float64 {
 	if a.limit > 0 && a.rhat > 0 {
 		h = min(h, a.limit/a.rhat/2)
 	}
-	if a.full {
-		// The freshest response found the bucket full: its refill is
-		// being wasted, and R̂ errs low.
-		h = min(h, fullHorizon)
-	}
 	return max(h, 0.01)
 }
 
@@ -464,7 +459,15 @@ func (a *adapt) shadowDelay(now time.Time) time.Duration {
 	}
 	// Spend what is above the reserve over the horizon, on top of the
 	// refill.
-	return a.spend.delay(now, a.rhat+(tok-need+1)/a.horizon())
+	r := a.rhat + (tok-need+1)/a.horizon()
+	if a.full {
+		// The freshest response found the bucket full: its refill is
+		// being wasted, and R̂ errs low. Spend faster, over fullHorizon,
+		// but at most at twice the rate we send at: growing fast, never a
+		// burst whose requests would reach the server out of order.
+		r = max(r, min(a.rhat+(tok-need+1)/fullHorizon, 2*max(a.sendRate, a.rhat)))
+	}
+	return a.spend.delay(now, r)
 }
 
 // sync updates the model from the rate-limit headers of ticket t's

@@ -72,7 +72,9 @@
 // Date) bound a bucket that fills in a fraction of a second very loosely,
 // and a bucket that stays full shows no refill at all. So while the
 // freshest response finds the bucket full, its surplus is spent over
-// fullHorizon (0.1 s), faster than R̂ alone would allow; the bucket then
+// fullHorizon (0.1 s), but at no more than twice the rate we send at (the
+// send rate doubles every half second or so, while a burst would reach the
+// server out of order), faster than R̂ alone would allow; the bucket then
 // drains to the reserve, where the interval estimate is exact, and the
 // lower bound from a full bucket (what we sent) keeps R̂ climbing until then. An estimate that errs low costs nothing: each
 // response brings the shadow back to the server's count, so the shadow errs
