@@ -142,10 +142,12 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 		pending, _ = p.Runs.Pending(row.Row, req.Hash)
 	}
 	schemaRetries := p.Job.SchemaRetries
+	retries := 0 // retries spent: failures during an outage spend none
 	for n := 0; ; n++ {
 		var (
-			s   sent
-			err error
+			s       sent
+			err     error
+			verdict limiter.Verdict
 		)
 		if pending != "" {
 			// Collect the run an earlier process paid for: no new request.
@@ -163,6 +165,9 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 			t, aerr := lim.Acquire(stopCtx)
 			if aerr != nil {
 				st.settle(est, 0)
+				if oe, ok := errors.AsType[*limiter.OutageError](aerr); ok {
+					stop(&FatalError{Row: row.Row, Err: oe})
+				}
 				return row, false // stopped while waiting: not sent
 			}
 			actx, cancel := context.WithTimeout(ctx, timeout)
@@ -175,7 +180,7 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 				st.retries.Add(1)
 			}
 			out := p.observe(&row, s.meta, err, st)
-			lim.Release(t, out)
+			verdict = lim.Release(t, out)
 			if err == nil && s.run != "" {
 				s, err = p.submitted(ctx, stopCtx, req, s, &row)
 			}
@@ -204,7 +209,8 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 		if ctx.Err() != nil || errors.Is(err, errCollectStopped) {
 			return row, false // a resumed run asks again, or collects the pending run
 		}
-		if _, gone := errors.AsType[*RunGoneError](err); gone && n < p.Job.MaxRetries {
+		if _, gone := errors.AsType[*RunGoneError](err); gone && retries < p.Job.MaxRetries {
+			retries++
 			continue // nothing left to collect: submit the row again
 		}
 		switch pplx.Classify(err) {
@@ -214,10 +220,17 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 		case pplx.ClassRow:
 			return failRow(row, err), true
 		}
-		if n >= p.Job.MaxRetries {
+		if verdict.Outage {
+			// The whole API is down: the limiter holds every request and
+			// probes until it answers; the row keeps its retries.
+			p.Log.Debug().Int64("row", row.Row).Err(err).Msg("failed during an outage; waiting for the API")
+			continue
+		}
+		if retries >= p.Job.MaxRetries {
 			p.Log.Debug().Int64("row", row.Row).Int("attempts", n+1).Err(err).Msg("row failed: retries spent")
 			return failRow(row, err), true
 		}
+		retries++
 		status := 0
 		if s.meta != nil {
 			status = s.meta.StatusCode
@@ -228,7 +241,7 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 		if status == http.StatusTooManyRequests {
 			continue
 		}
-		if err := p.sleep(stopCtx, p.Backoff.Delay(n, err, p.rand)); err != nil {
+		if err := p.sleep(stopCtx, p.Backoff.Delay(retries-1, err, p.rand)); err != nil {
 			return row, false
 		}
 	}

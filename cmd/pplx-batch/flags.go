@@ -30,6 +30,7 @@ type runFlags struct {
 	restart       bool
 	grace         time.Duration
 	maxRetryAfter time.Duration
+	maxOutage     time.Duration
 
 	baseURL    string
 	apiKeyFile string
@@ -122,6 +123,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&f.maxRetries, "max-retries", 5, "retries per row after the first attempt (429, 5xx, network errors)")
 	fs.DurationVar(&f.timeout, "timeout", 120*time.Second, "time limit of each attempt")
 	fs.DurationVar(&f.maxRetryAfter, "max-retry-after", 120*time.Second, "longest wait a server's Retry-After may ask for before a retry")
+	fs.DurationVar(&f.maxOutage, "max-outage", 15*time.Minute, "when every answer is a server error or none, pause and probe the API; give up (exit 3, resumable) after this long")
 	fs.BoolVar(&f.restart, "restart", false, "start over: forget the rows an earlier, unfinished run of this output answered")
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
 	fs.StringVar(&f.baseURL, "base-url", "", "API base `URL` (default $PERPLEXITY_BASE_URL or https://api.perplexity.ai)")

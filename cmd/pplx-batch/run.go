@@ -193,7 +193,10 @@ func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 	if f.rpm > 0 && (rps == 0 || f.rpm/60 < rps) {
 		rps = f.rpm / 60
 	}
-	j.limiterConf = limiter.Config{RPS: rps, MaxInFlight: f.concurrency}
+	if f.maxOutage <= 0 {
+		bad("--max-outage must be positive")
+	}
+	j.limiterConf = limiter.Config{RPS: rps, MaxInFlight: f.concurrency, MaxOutage: f.maxOutage}
 
 	j.errorsPath = f.errorsPath
 	if j.errorsPath == "" && f.output != "-" && f.output != "" {
