@@ -221,6 +221,12 @@ func (l *SharedLedger) Reserve(ctx context.Context, est, budget float64) error {
 // reserve tries to book est once; wait says to try again after a booking
 // settles. l.mu is held.
 func (l *SharedLedger) reserve(ctx context.Context, est, budget float64) (wait bool, err error) {
+	if budget <= 0 {
+		// No budget to check: book locally; the next word to Redis (the
+		// request's Settle) carries it.
+		l.reserved += est
+		return false, nil
+	}
 	if l.online {
 		r, err := l.sync(ctx, modeReserve, est, budget)
 		switch {

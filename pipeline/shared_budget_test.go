@@ -389,3 +389,33 @@ func TestParseLedgerReply(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSharedLedger measures one request's bookkeeping (Reserve,
+// Settle, Finish: three Redis round trips) against a local redis-server,
+// with 4 processes of 4 workers sharing the books.
+func BenchmarkSharedLedger(b *testing.B) {
+	srv := redistest.Start(b)
+	ledgers := make([]*SharedLedger, 4)
+	for i := range ledgers {
+		l, err := NewSharedLedger(context.Background(), SharedLedgerConfig{URL: srv.URL(0), JobID: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		ledgers[i] = l
+	}
+	var next atomic.Int64
+	b.SetParallelism(4) // 4 × GOMAXPROCS goroutines, spread over the processes
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		l := ledgers[next.Add(1)%int64(len(ledgers))]
+		for pb.Next() {
+			if err := l.Reserve(context.Background(), 1e-6, 1e9); err != nil {
+				b.Error(err)
+				return
+			}
+			l.Settle(1e-6, 1e-6)
+			l.Finish(false)
+		}
+	})
+}
