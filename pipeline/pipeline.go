@@ -170,6 +170,10 @@ type Pipeline struct {
 	// the budget; search answers, which report no cost, are counted at
 	// this price too. nil means pplx.EstimateCost, Perplexity's price list.
 	Estimate func(body any) float64
+	// Ledger, when not nil, keeps the books of the budget (Job.MaxCostUSD)
+	// and the failure limits for every process of a job (a
+	// *SharedLedger); nil means this process's own counters.
+	Ledger Ledger
 	// Log receives diagnostics; the zero value discards them.
 	Log zerolog.Logger
 	// Rand returns uniform numbers in [0, 1) for retry jitter; nil means
@@ -274,7 +278,7 @@ type item struct {
 // write out (wrapping [ErrOutput]).
 func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Stats, error) {
 	start := time.Now()
-	st := newCounters()
+	st := newCounters(p.Ledger)
 	p.live.Store(st)
 	conc := p.Job.Concurrency
 	if conc <= 0 {
@@ -343,9 +347,19 @@ func (p *Pipeline) Run(ctx context.Context, src Source, out Writer[Result]) (Sta
 				}
 				// Count failures as rows finish, not as they are written,
 				// so a broken job stops as soon as it shows.
-				finished := st.finished.Add(1)
+				finished, failed := st.finished.Add(1), st.finishedFailed.Load()
 				if res.Status != sink.StatusOK {
-					if err := p.tooManyFailures(st.finishedFailed.Add(1), finished); err != nil && stopCtx.Err() == nil {
+					failed = st.finishedFailed.Add(1)
+				}
+				check := res.Status != sink.StatusOK
+				if p.Ledger != nil {
+					// The job's counts, across its processes: every
+					// process stops once the job passes the limit.
+					failed, finished = p.Ledger.Finish(res.Status != sink.StatusOK)
+					check = true
+				}
+				if check {
+					if err := p.tooManyFailures(failed, finished); err != nil && stopCtx.Err() == nil {
 						stop(&FatalError{Row: res.Row.Row, Err: err})
 					}
 				}

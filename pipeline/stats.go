@@ -49,11 +49,12 @@ type counters struct {
 	cost     float64       // spent, as reported or estimated
 	reserved float64       // estimated cost of the requests in flight
 	settled  chan struct{} // closed (and replaced) when a booking settles
+	ledger   Ledger        // the job's books across processes; nil: these
 	samples  []time.Duration
 	seen     int64
 }
 
-func newCounters() *counters { return &counters{} }
+func newCounters(l Ledger) *counters { return &counters{ledger: l} }
 
 // addTokens adds the prompt, completion and total tokens of an answer.
 func (c *counters) addTokens(t [3]int64) {
@@ -68,6 +69,15 @@ func (c *counters) addTokens(t [3]int64) {
 // would make it pass, it waits for them to settle, since they may cost
 // less than booked. It returns ctx's cause if ctx ends first.
 func (c *counters) reserve(ctx context.Context, est, budget float64) error {
+	if c.ledger != nil {
+		if err := c.ledger.Reserve(ctx, est, budget); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.reserved += est
+		c.mu.Unlock()
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for budget > 0 && c.cost+c.reserved+est > budget {
@@ -102,6 +112,9 @@ func (c *counters) settle(est, spent float64) {
 		c.settled = nil
 	}
 	c.mu.Unlock()
+	if c.ledger != nil {
+		c.ledger.Settle(est, spent)
+	}
 }
 
 func (c *counters) latency(d time.Duration) {

@@ -27,7 +27,7 @@ func TestReserveWaitsForRequestsInFlight(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCounters()
+			c := newCounters(nil)
 			c.cost = tc.spent
 			if tc.booked > 0 {
 				if err := c.reserve(t.Context(), tc.booked, 0); err != nil {
@@ -54,7 +54,7 @@ func TestReserveWaitsForRequestsInFlight(t *testing.T) {
 		})
 	}
 	t.Run("stopped while waiting", func(t *testing.T) {
-		c := newCounters()
+		c := newCounters(nil)
 		_ = c.reserve(t.Context(), 0.5, 0)
 		ctx, cancel := context.WithCancelCause(t.Context())
 		cause := errors.New("stop")

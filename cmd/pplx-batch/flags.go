@@ -43,6 +43,9 @@ type runFlags struct {
 	maxCost     float64
 	maxFailures string
 
+	sharedLimit string
+	jobID       string
+
 	// Request parameters.
 	maxResults          int
 	searchDomainFilter  string
@@ -134,6 +137,8 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log `format`: auto (console on a terminal, else JSON), json, console")
 	fs.DurationVar(&f.progressInterval, "progress-interval", 10*time.Second, "when stderr is not a terminal, log a JSON progress line this often (0: never)")
 	fs.Float64Var(&f.maxCost, "max-cost", 0, "budget in `USD`: stop starting requests before the spend would pass it (exit 3, resumable)")
+	fs.StringVar(&f.sharedLimit, "shared-limit", "", "redis://[:password@]host:port/db (or rediss://): processes on one API key share one rate limiter, and processes of one --job-id one --max-cost and --max-failures (default $PPLX_BATCH_SHARED_LIMIT)")
+	fs.StringVar(&f.jobID, "job-id", "", "with --shared-limit: the `ID` of the job whose processes share --max-cost and --max-failures (default: a hash of the job's settings, the same for every shard)")
 	fs.StringVar(&f.maxFailures, "max-failures", "", "abort (exit 3) when more than `N` rows fail, or more than N% of the finished rows (e.g. 50 or 2%)")
 	fs.IntVar(&f.maxResults, "max-results", 0, "search: results per query, 1-20 (0: the API default)")
 	fs.StringVar(&f.searchDomainFilter, "search-domain-filter", "", "comma-separated `domains` to search, or to exclude with a - prefix (not both; at most 20)")

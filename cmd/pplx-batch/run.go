@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/pplx-batch/pplx-batch/internal/redisconn"
 
 	"github.com/pplx-batch/pplx-batch/limiter"
 	"github.com/pplx-batch/pplx-batch/pipeline"
@@ -72,6 +76,20 @@ type job struct {
 	outFormat   string
 	errorsPath  string
 	limiterConf limiter.Config
+	sharedLimit string // a Redis URL, or ""
+	jobID       string
+}
+
+// defaultJobID names a job by a hash of what it asks of each row: the
+// same for every shard and output of one job, different for another job.
+func defaultJobID(f *runFlags) string {
+	h := sha256.New()
+	for _, v := range []string{f.mode, f.input, f.query, f.prompt, f.system, f.model, f.preset, f.models, f.schema,
+		f.searchDomainFilter, f.searchRecencyFilter, f.searchAfter, f.searchBefore, f.searchContextSize, f.id} {
+		h.Write([]byte(v))
+		h.Write([]byte{0})
+	}
+	return "job-" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // handleSignals turns the first SIGINT or SIGTERM into a graceful stop
@@ -198,6 +216,20 @@ func prepare(f *runFlags, e env, needKey bool) (*job, error) {
 	}
 	j.limiterConf = limiter.Config{RPS: rps, MaxInFlight: f.concurrency, MaxOutage: f.maxOutage}
 
+	j.sharedLimit = f.sharedLimit
+	if j.sharedLimit == "" {
+		j.sharedLimit = e.getenv("PPLX_BATCH_SHARED_LIMIT")
+	}
+	if j.sharedLimit != "" {
+		if _, err := redisconn.Parse(j.sharedLimit); err != nil {
+			errs = append(errs, fmt.Errorf("--shared-limit: %w", err))
+		}
+	}
+	j.jobID = f.jobID
+	if j.jobID == "" {
+		j.jobID = defaultJobID(f)
+	}
+
 	j.errorsPath = f.errorsPath
 	if j.errorsPath == "" && f.output != "-" && f.output != "" {
 		j.errorsPath = defaultErrorsPath(f.output)
@@ -320,6 +352,15 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	if err := checkTemplate(j.pipe, src.Columns()); err != nil {
 		return exitUsage, err
 	}
+	var ledger *pipeline.SharedLedger
+	if j.sharedLimit != "" {
+		redisconn.SetLogger(log)
+		ledger, err = pipeline.NewSharedLedger(ctx, pipeline.SharedLedgerConfig{URL: j.sharedLimit, JobID: j.jobID, Log: log})
+		if err != nil {
+			return exitUsage, fmt.Errorf("--shared-limit: %w", err)
+		}
+		defer ledger.Close()
+	}
 	out, err := openOutputs(f, j, e, log)
 	if err != nil {
 		return exitUsage, err
@@ -345,6 +386,7 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 		Backoff:  pplx.Backoff{MaxRetryAfter: f.maxRetryAfter},
 		Resume:   out.resume(),
 		Runs:     out.runs(),
+		Ledger:   ledgerOrNil(ledger),
 		Stop:     stop,
 		Log:      log,
 	}
@@ -409,6 +451,14 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 		return code, runErr
 	}
 	return code, nil
+}
+
+// ledgerOrNil keeps a nil *SharedLedger from becoming a non-nil Ledger.
+func ledgerOrNil(l *pipeline.SharedLedger) pipeline.Ledger {
+	if l == nil {
+		return nil
+	}
+	return l
 }
 
 // cancelAbandoned cancels the background runs that --restart discarded
