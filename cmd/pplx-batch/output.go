@@ -227,7 +227,9 @@ func (o *outputs) finish(complete bool, read int64) (finalCounts, error) {
 	start := time.Now()
 	var counts finalCounts
 	var err error
+	how := "output written from the journal"
 	if o.live != nil {
+		how = "output written as rows came, committed"
 		// Every row of this run is in the live output, and no other: no
 		// row of an earlier run, and a fresh run's rows are at most read.
 		counts, err = o.commit(o.live, o.liveErrs, o.liveCount)
@@ -239,7 +241,7 @@ func (o *outputs) finish(complete bool, read int64) (finalCounts, error) {
 		return counts, err
 	}
 	o.counts = counts
-	o.log.Debug().Str("output", o.path).Dur("took", time.Since(start)).Msg("output written from the journal")
+	o.log.Debug().Str("output", o.path).Dur("took", time.Since(start)).Msg(how)
 	if complete && counts.failed == 0 {
 		if err := os.Remove(o.journal.Path()); err != nil {
 			o.log.Warn().Err(err).Msg("remove journal")
