@@ -65,6 +65,7 @@ func simCommand(ctx context.Context, args []string, e env) int {
 		bgDur    = fs.Duration("background-duration", sim.DefaultBackgroundDuration, "how long a background agent run takes from submit to its end")
 		cancelD  = fs.Duration("cancel-delay", time.Second, "how long a cancelled background run still shows in progress")
 		tailOpen = fs.Duration("tail-open", 0, "keep an agent stream open this long after its terminal event")
+		outage   = fs.String("outage", "", "outages, e.g. '4s+8s,60s+2m' (at+for, from the start): every request answered 503 at once")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,13 +83,18 @@ func simCommand(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "pplx-batch sim: --schedule: %v\n", err)
 		return exitUsage
 	}
+	outs, err := sim.ParseOutages(*outage)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pplx-batch sim: --outage: %v\n", err)
+		return exitUsage
+	}
 	srv := sim.New(sim.Config{
 		Key: *key, RPS: *rps, Burst: *burst, Latency: *latency, Jitter: *jitter,
 		Headers: style, Schedule: changes, MaxInFlight: *inflight, Seed: *seed,
 		Faults: sim.Faults{P500: *p500, P503: *p503, PReset: *pReset, PCut: *pCut, PGarbage: *pGarbage},
 		Agent: sim.AgentConfig{PFailed: *pFailed, PIncomplete: *pIncompl, PError: *pError, PInvalid: *pInvalid,
 			BackgroundDuration: *bgDur, CancelDelay: *cancelD, TailOpen: *tailOpen},
-		RetireChat: *retire,
+		RetireChat: *retire, Outages: outs,
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
