@@ -7,8 +7,8 @@
 // server-side bucket ("search", "chat:<model>"): Perplexity limits the
 // Search API and each chat model separately. The Limiter never retries and
 // never calls the network; retrying is the caller's policy. All waiting
-// uses a [Clock], so tests run on fake time. The design and its sources
-// are in shared/research/ratelimit.md (§10, "HAP").
+// uses a [Clock], so tests run on fake time. ARCHITECTURE.md, at the root
+// of the repository, gives the design's public sources.
 //
 // # Gates
 //
