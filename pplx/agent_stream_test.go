@@ -13,8 +13,8 @@ import (
 )
 
 // The stream fixture testdata/agent/stream_fast.sse is the event sequence
-// of research/agent-api.md §4 (vercel/ai's live capture of preset fast,
-// 2026-09-25) with its trimmed ids and payloads filled in: response.created
+// of vercel/ai's live capture of preset fast
+// (2026-09-25), with its trimmed ids and payloads filled in: response.created
 // and .in_progress with model "fast", the internal search_web
 // function_call at output index 0 that the search_results item replaces
 // without a .done event, a message announced with "content": null, text

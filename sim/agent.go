@@ -58,7 +58,7 @@ type AgentConfig struct {
 
 // DefaultBackgroundDuration is the duration of a background run when
 // AgentConfig.BackgroundDuration is 0: about what the fast preset took
-// in the captures of research §5.
+// in real captures.
 const DefaultBackgroundDuration = 4 * time.Second
 
 // agentBucket is the rate-limit bucket of every Agent API request: the

@@ -21,7 +21,7 @@ const agentFillerWords = 20
 // agentPrice is a model's token price in US cents per million tokens.
 type agentPrice struct{ in, out int64 }
 
-// agentPrices is the sim's price table (research §7 for perplexity/sonar
+// agentPrices is the sim's price table (GET /v1/models as captured, for perplexity/sonar
 // and openai/gpt-6-luna; the others are invented but plausible).
 var agentPrices = map[string]agentPrice{
 	"perplexity/sonar":          {25, 250},

@@ -48,7 +48,7 @@ func (a *agentState) phase(run *agentRun, now time.Time) (string, time.Time) {
 }
 
 // runSnapshot is the response object GET shows for run at now. Its
-// created_at is the time of the poll, as observed (research §3.2).
+// created_at is the time of the poll, as observed (in real captures).
 func (s *Server) runSnapshot(run *agentRun, now time.Time) agentWire {
 	a := s.agent
 	c := run.call

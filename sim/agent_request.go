@@ -64,7 +64,7 @@ type agentJSONSchema struct {
 	Strict      *bool           `json:"strict"`
 }
 
-// agentToolBody is the union of the tool shapes of research §2.2.
+// agentToolBody is the union of the tool shapes of the Agent API reference.
 type agentToolBody struct {
 	Type              string            `json:"type"`
 	Filters           *agentFilters     `json:"filters"`
@@ -201,7 +201,7 @@ func decodeBad(err error) *agentBad {
 	return bad
 }
 
-// Presets and the models they resolve to (research §2.3), and the old
+// Presets and the models they resolve to (Perplexity's presets page), and the old
 // names the API still accepts.
 var (
 	presetModels = map[string]string{
@@ -370,7 +370,7 @@ func parseAgent(body []byte) (*agentCall, *agentBad) {
 
 	// Tools: an explicit web_search turns search on; with a preset, an
 	// explicit list without web_search ran no search in the capture of
-	// research §2.2, so it replaces the preset's tools here.
+	// a real capture, so it replaces the preset's tools here.
 	explicitSearch := false
 	for i, t := range b.Tools {
 		if bad := checkTool(i, &t); bad != nil {

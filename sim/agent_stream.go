@@ -28,7 +28,7 @@ type eventWire struct {
 }
 
 // bareError is the error of a bare "error" event; its code is null, as
-// LiteLLM has seen (research §4).
+// LiteLLM has seen (see "Agent API sources" in ARCHITECTURE.md).
 type bareError struct {
 	Code    *string `json:"code"`
 	Message string  `json:"message"`
@@ -47,7 +47,7 @@ type streamIDs struct {
 }
 
 // agentEvents returns the events of a streamed run of c with result r,
-// following the capture of research §4: response.created and
+// following a real capture (see "Agent API sources" in ARCHITECTURE.md): response.created and
 // response.in_progress (model = preset name or model, usage null); with
 // search, an output_item.added of a function_call named search_web that
 // is never done and is absent from the final output, the reasoning

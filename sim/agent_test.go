@@ -106,7 +106,7 @@ func TestAgentStrict400s(t *testing.T) {
 			}
 		})
 	}
-	// The exact bytes of the real API's unknown-field 400 (research §2.1).
+	// The exact bytes of the real API's unknown-field 400 (a real capture).
 	r := post(t, ts, pplx.ResponsesPath, `{"preset":"fast","input":"q","X":1}`)
 	want := `{"error":{"message":"invalid request body: json: unknown field \"X\"","type":"invalid_request","code":400,"param":"X"}}`
 	if string(r.body) != want {
@@ -449,7 +449,7 @@ func TestAgentRouting(t *testing.T) {
 			}
 		})
 	}
-	// The real API's bytes (research §5).
+	// The real API's bytes (a real capture).
 	r := do(t, ts, http.MethodPost, pplx.AgentPath+"/"+id+"/cancel", testKey, "")
 	if want := `{"error":{"message":"the run is already terminal and cannot be cancelled","type":"invalid_request","code":400}}`; string(r.body) != want {
 		t.Errorf("got %s, want %s", r.body, want)
