@@ -346,12 +346,31 @@ func (a *adapt) grant(now time.Time, seq uint64) {
 			a.fixedNext = now.Add(time.Duration(gap))
 		}
 	}
+	// (With a shared bucket these pacers may not have been asked: they
+	// never owe more than one token.)
 	if a.mode == modeHeaders && !a.fixed && a.rhat > 0 {
-		a.spend.tokens--
+		a.spend.tokens = max(a.spend.tokens-1, -1)
 	}
 	if a.capOn {
-		a.curvePace.tokens--
+		a.curvePace.tokens = max(a.curvePace.tokens-1, -1)
 	}
+}
+
+// sharedPaces reports whether a shared bucket's shadow paces the requests:
+// when the headers give a bucket that refills continuously, or nothing is
+// known yet. A fixed window and the probing without headers pace by this
+// model.
+func (a *adapt) sharedPaces() bool {
+	return a.mode == modeStart || (a.mode == modeHeaders && !a.fixed)
+}
+
+// seed returns the shadow at now for a shared bucket that has none; the
+// zero Seed when the model has no shadow to give.
+func (a *adapt) seed(now time.Time) Seed {
+	if a.mode != modeHeaders || a.fixed || a.rhat <= 0 || a.limit <= 0 {
+		return Seed{}
+	}
+	return Seed{Limit: a.limit, Rate: a.rhat, Tokens: a.shadowTokens(now)}
 }
 
 // --- the shadow of the server's bucket ---
@@ -587,7 +606,9 @@ func (a *adapt) replay(t Ticket, rem, after float64, now time.Time, last uint64)
 		c = a.limit
 	}
 	n := len(a.sends)
-	if n == 0 || a.sends[0].seq > t.Seq+1 || a.sends[n-1].seq != last || last <= t.Seq {
+	if n == 0 || a.sends[0].seq > t.Seq+1 || a.sends[n-1].seq != last || last <= t.Seq ||
+		a.sends[n-1].seq-a.sends[0].seq != uint64(n-1) { // numbers of a shared bucket have gaps
+
 		return min(rem+r*max(now.Sub(t.Sent).Seconds(), 0)-after, c)
 	}
 	var refused map[uint64]bool

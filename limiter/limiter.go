@@ -97,6 +97,14 @@ type Config struct {
 	// adaptive Limiter, is what a batch job wants; Static suits tests and
 	// servers whose limit is known exactly.
 	Static bool
+
+	// Shared, when not nil, is the state of this Limiter's bucket that it
+	// shares with the Limiters of other processes on the same API key
+	// (see the package documentation, "Sharing a limit"): each request
+	// takes its token from it, and every outcome feeds it. While it is
+	// unavailable the Limiter paces alone, from its own model. A [Set]
+	// made with [WithShared] fills it in for each bucket.
+	Shared SharedBucket
 }
 
 // Ticket is the permission for one request, returned by [Limiter.Acquire]
@@ -104,7 +112,9 @@ type Config struct {
 // holds nothing; releasing it does nothing.
 type Ticket struct {
 	// Seq numbers the tickets of one Limiter in the order they were
-	// granted, from 1.
+	// granted, from 1. With Config.Shared the numbers come from the
+	// sequence that every process sharing the bucket draws from: they
+	// still grow, with gaps where other processes' requests went.
 	Seq uint64
 	// Sent is the Clock time at which the ticket was granted.
 	Sent time.Time
@@ -177,6 +187,7 @@ type Limiter struct {
 	bucket   *rate.Limiter
 	jitter   func(max time.Duration) time.Duration // replaced in tests
 	ad       *adapt                                // nil when static
+	sh       SharedBucket                          // nil: not shared
 	wake     chan struct{}                         // pokes the head of the line; buffered 1
 
 	mu          sync.Mutex
@@ -208,6 +219,7 @@ func New(cfg Config) *Limiter {
 		wake:        make(chan struct{}, 1),
 		maxInFlight: max(cfg.MaxInFlight, 0),
 		outstanding: make(map[uint64]struct{}),
+		sh:          cfg.Shared,
 	}
 	if l.clock == nil {
 		l.clock = realClock{}
@@ -463,18 +475,42 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 				l.mu.Unlock()
 				break // back to the outage and pause gates
 			}
-			d := max(l.tokenDelay(now), l.adaptDelayLocked(now))
-			if d <= 0 && l.bucket.AllowN(now, 1) {
-				t := l.issueLocked(now)
-				if l.down.down {
-					l.down.probeSeq = t.Seq
+			var d time.Duration
+			alone := true
+			if l.sh != nil {
+				// The shared bucket paces; our own gates still hold the
+				// ceiling and, when the shared shadow does not pace, the
+				// learnt pacing.
+				alone = false
+				d = max(l.tokenDelay(now), l.sharedAdaptDelayLocked(now))
+				if d <= 0 {
+					g, err := l.takeLocked(ctx, now)
+					switch {
+					case err == nil && g.OK:
+						now = l.clock.Now()
+						l.bucket.AllowN(now, 1) // the head alone takes these: it holds one
+						t := l.grantLocked(now, g.Seq)
+						l.mu.Unlock()
+						return t, nil
+					case err == nil:
+						d = g.Wait
+					case ctx.Err() != nil:
+						l.passTurnLocked()
+						l.mu.Unlock()
+						return Ticket{}, ctx.Err()
+					default:
+						alone = true // the store is away: pace by our own model
+						now = l.clock.Now()
+					}
 				}
-				if l.ad != nil {
-					l.ad.grant(now, t.Seq)
+			}
+			if alone {
+				d = max(l.tokenDelay(now), l.adaptDelayLocked(now))
+				if d <= 0 && l.bucket.AllowN(now, 1) {
+					t := l.grantLocked(now, 0)
+					l.mu.Unlock()
+					return t, nil
 				}
-				l.passTurnLocked()
-				l.mu.Unlock()
-				return t, nil
 			}
 			d = max(d, 1)
 			if beyondDeadline(ctx, d) {
@@ -493,6 +529,50 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 			}
 		}
 	}
+}
+
+// grantLocked grants the head of the line a ticket at now, numbered seq
+// when the shared bucket numbered it (else 0), and passes the turn on.
+func (l *Limiter) grantLocked(now time.Time, seq uint64) Ticket {
+	t := l.issueLocked(now, seq)
+	if l.down.down {
+		l.down.probeSeq = t.Seq
+	}
+	if l.ad != nil {
+		l.ad.grant(now, t.Seq)
+	}
+	l.passTurnLocked()
+	return t
+}
+
+// takeLocked asks the shared bucket for a token. It releases l.mu during
+// the call and holds it again on return; the caller is the head of the
+// line, so no other waiter takes a token meanwhile.
+func (l *Limiter) takeLocked(ctx context.Context, now time.Time) (Grant, error) {
+	req := TakeRequest{Now: now, Floor: l.seq}
+	if a := l.ad; a != nil {
+		req.Pace = a.sharedPaces()
+		req.Seed = a.seed(now)
+	}
+	l.mu.Unlock()
+	g, err := l.sh.Take(ctx, req)
+	l.mu.Lock()
+	if err == nil && g.OK && g.Seq <= l.seq {
+		// A store must number above Floor; one that does not is treated
+		// as away rather than let two tickets share a number.
+		return Grant{}, ErrSharedUnavailable
+	}
+	return g, err
+}
+
+// sharedAdaptDelayLocked returns how long our own learnt pacing holds the
+// next request back when the shared bucket is used: nothing when the
+// shared shadow paces.
+func (l *Limiter) sharedAdaptDelayLocked(now time.Time) time.Duration {
+	if l.ad == nil || l.ad.sharedPaces() {
+		return 0
+	}
+	return l.ad.delay(now)
 }
 
 // adaptDelayLocked returns how long the learnt pacing holds the next
@@ -591,9 +671,10 @@ func beyondDeadline(ctx context.Context, d time.Duration) bool {
 	return ok && time.Until(dl) < d
 }
 
-// issueLocked grants a ticket at now.
-func (l *Limiter) issueLocked(now time.Time) Ticket {
-	l.seq++
+// issueLocked grants a ticket at now, numbered seq when that is above the
+// last number used, else the next number.
+func (l *Limiter) issueLocked(now time.Time, seq uint64) Ticket {
+	l.seq = max(l.seq+1, seq)
 	l.outstanding[l.seq] = struct{}{}
 	l.stats.Acquired++
 	return Ticket{Seq: l.seq, Sent: now, lim: l}
@@ -686,6 +767,13 @@ func (l *Limiter) Release(t Ticket, o Outcome) Verdict {
 		l.changed = make(chan struct{})
 	}
 	l.grantSlotsLocked()
+	var rep *Report
+	if l.sh != nil {
+		rep = &Report{Now: now, Seq: t.Seq, Sent: t.Sent, Kind: reportKind(o, info), Info: info, Pause: d}
+		if l.ad != nil {
+			rep.Rate = l.ad.rhat
+		}
+	}
 	var fresh []InvalidHeader
 	for _, bad := range info.Invalid {
 		key := bad.Name + "\x00" + bad.Reason
@@ -699,6 +787,11 @@ func (l *Limiter) Release(t Ticket, o Outcome) Verdict {
 		fresh = append(fresh, bad)
 	}
 	l.mu.Unlock()
+	if rep != nil {
+		// Errors are the store's to log (once per outage); the pacing
+		// goes on from our own model meanwhile.
+		_ = l.sh.Report(context.Background(), *rep)
+	}
 	if l.ad != nil {
 		l.poke()
 	}

@@ -13,7 +13,8 @@ func ChatBucket(model string) string { return "chat:" + model }
 // concurrent use. The zero Set is usable and makes Limiters with the zero
 // [Config].
 type Set struct {
-	cfg Config
+	cfg   Config
+	store SharedStore // nil: none
 
 	mu   sync.Mutex
 	lims map[string]*Limiter
@@ -22,9 +23,14 @@ type Set struct {
 // NewSet returns a Set whose Limiters are made with cfg; each Limiter gets
 // its own ceiling bucket, pause and in-flight limit, learns its own
 // server-side limit, and logs with a "bucket" field. cfg.RPS and
-// cfg.MaxInFlight apply to each bucket separately.
-func NewSet(cfg Config) *Set {
-	return &Set{cfg: cfg}
+// cfg.MaxInFlight apply to each bucket separately. With [WithShared], each
+// Limiter also shares its bucket's state with other processes.
+func NewSet(cfg Config, opts ...SetOption) *Set {
+	s := &Set{cfg: cfg}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Get returns the Limiter of bucket, making it on first use. Bucket names
@@ -40,6 +46,11 @@ func (s *Set) Get(bucket string) *Limiter {
 	}
 	cfg := s.cfg
 	cfg.Log = cfg.Log.With().Str("bucket", bucket).Logger()
+	if s.store != nil {
+		if b := s.store.Bucket(bucket); b != nil {
+			cfg.Shared = b
+		}
+	}
 	l := New(cfg)
 	s.lims[bucket] = l
 	return l

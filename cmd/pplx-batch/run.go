@@ -353,6 +353,7 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 		return exitUsage, err
 	}
 	var ledger *pipeline.SharedLedger
+	var sharedLim *limiter.Redis // nil: the limiter paces alone
 	if j.sharedLimit != "" {
 		redisconn.SetLogger(log)
 		ledger, err = pipeline.NewSharedLedger(ctx, pipeline.SharedLedgerConfig{URL: j.sharedLimit, JobID: j.jobID, Log: log})
@@ -360,6 +361,10 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 			return exitUsage, fmt.Errorf("--shared-limit: %w", err)
 		}
 		defer ledger.Close()
+		if sharedLim, err = limiter.OpenRedis(ctx, limiter.RedisConfig{URL: j.sharedLimit, APIKey: j.apiKey, Log: log}); err != nil {
+			return exitUsage, fmt.Errorf("--shared-limit: %w", err)
+		}
+		defer sharedLim.Close()
 	}
 	out, err := openOutputs(f, j, e, log)
 	if err != nil {
@@ -382,7 +387,7 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	p := &pipeline.Pipeline{
 		Job:      j.pipe,
 		Client:   client,
-		Limiters: limiter.NewSet(lc),
+		Limiters: limiter.NewSet(lc, limiter.WithShared(sharedLim)),
 		Backoff:  pplx.Backoff{MaxRetryAfter: f.maxRetryAfter},
 		Resume:   out.resume(),
 		Runs:     out.runs(),
