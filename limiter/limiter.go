@@ -200,6 +200,7 @@ type Limiter struct {
 	turnTaken   bool            // a waiter is at the head of the line
 	line        []chan struct{} // FIFO behind the head; a closed channel is the turn
 	seq         uint64
+	booked      booking             // a token the shared bucket booked for us
 	outstanding map[uint64]struct{} // seqs of the tickets out
 	down        outage
 	maxOutage   time.Duration
@@ -477,7 +478,18 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 			}
 			var d time.Duration
 			alone := true
-			if l.sh != nil {
+			if b := l.booked; b.seq != 0 {
+				// A token is ours from b.at on: the head of the line uses it.
+				alone = false
+				d = max(l.tokenDelay(now), b.at.Sub(now))
+				if d <= 0 {
+					l.bucket.AllowN(now, 1)
+					l.booked = booking{}
+					t := l.grantLocked(now, b.seq)
+					l.mu.Unlock()
+					return t, nil
+				}
+			} else if l.sh != nil {
 				// The shared bucket paces; our own gates still hold the
 				// ceiling and, when the shared shadow does not pace, the
 				// learnt pacing.
@@ -486,6 +498,10 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 				if d <= 0 {
 					g, err := l.takeLocked(ctx, now)
 					switch {
+					case err == nil && g.OK && g.Wait > 0:
+						// Booked: sleep until it comes, then go.
+						l.booked = booking{seq: g.Seq, at: now.Add(g.Wait)}
+						d = g.Wait
 					case err == nil && g.OK:
 						now = l.clock.Now()
 						l.bucket.AllowN(now, 1) // the head alone takes these: it holds one
@@ -529,6 +545,13 @@ func (l *Limiter) wait(ctx context.Context) (Ticket, error) {
 			}
 		}
 	}
+}
+
+// booking is a token the shared bucket booked for the Limiter: its
+// request goes with number seq once at has come.
+type booking struct {
+	seq uint64
+	at  time.Time
 }
 
 // grantLocked grants the head of the line a ticket at now, numbered seq

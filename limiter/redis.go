@@ -265,17 +265,18 @@ func (b *redisBucket) Take(ctx context.Context, q TakeRequest) (Grant, error) {
 	v, err := b.r.call(ctx, takeScript, b.keys, q.Now,
 		b.r.now(q.Now), q.Floor, pace, ff(q.Seed.Limit), ff(q.Seed.Rate), ff(q.Seed.Tokens),
 		b.r.cfg.IdleTTL.Milliseconds(), ff(reserveMin), ff(reserveTime), ff(boostFade.Seconds()),
-		ff(surplusHorizon), ff(fullHorizon), ff(pacerBurst), ff(minRate), rateBin.Microseconds())
+		ff(surplusHorizon), ff(fullHorizon), ff(pacerBurst), ff(minRate), rateBin.Microseconds(), bookAhead.Microseconds())
 	if err != nil {
 		return Grant{}, err
 	}
-	if len(v) != 3 {
+	if len(v) != 4 {
 		return Grant{}, fmt.Errorf("%w: the take script answered %d values", ErrSharedUnavailable, len(v))
 	}
+	wait := time.Duration(v[2]) * time.Microsecond
 	if v[0] == 1 {
-		return Grant{OK: true, Seq: uint64(v[1])}, nil
+		return Grant{OK: true, Seq: uint64(v[1]), Wait: wait}, nil
 	}
-	return Grant{Wait: max(time.Duration(v[1])*time.Microsecond, time.Microsecond)}, nil
+	return Grant{Wait: max(wait, time.Microsecond)}, nil
 }
 
 // Report implements [SharedBucket].
@@ -304,7 +305,9 @@ func ff(x float64) string {
 // KEYS state, rejected; ARGV now (µs, 0: the server's clock), floor, pace,
 // seed limit, rate and tokens, idle TTL (ms), reserveMin, reserveTime,
 // boostFade (s), surplusHorizon, fullHorizon, pacerBurst, minRate, rateBin
-// (µs). It answers {1, seq, now} for a grant, {0, wait µs, now} otherwise.
+// (µs), book (µs). It answers {1, seq, wait µs, now} for a grant, the
+// request to go after wait (a booking of the next token when it comes
+// within book), and {0, 0, wait µs, now} otherwise.
 // (go-redis's Script.Run sends EVALSHA and falls back to EVAL when a
 // restarted Redis has lost the script.)
 // The shadow: tok tokens at time at, refilling at rate up to lim, synced by
@@ -321,17 +324,19 @@ local floor, pace = tonumber(ARGV[2]), ARGV[3] == '1'
 local ttl = tonumber(ARGV[7])
 local kmin, ktime, fade = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local hsurplus, hfull, pburst, minrate, bin = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local book = tonumber(ARGV[16])
 local h = redis.call('HMGET', KEYS[1], 'seq', 'pause', 'lim', 'rate', 'tok', 'at', 'sp', 'spat', 'boost', 'bat', 'full', 'bin', 'bcnt', 'srate')
 local seq = tonumber(h[1]) or 0
 if floor > seq then seq = floor end
 local pause = tonumber(h[2]) or 0
 if pause > now then
-  return {0, pause - now, now}
+  return {0, 0, pause - now, now}
 end
 local lim, rate = tonumber(h[3]) or 0, tonumber(h[4]) or 0
 local tok, at = tonumber(h[5]), tonumber(h[6]) or now
 local sp, spat = tonumber(h[7]) or 0, tonumber(h[8]) or now
 local set = {}
+local booked = 0
 if pace and (lim <= 0 or rate <= 0 or tok == nil) then
   local sl, sr, st = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   if sl > 0 and sr > 0 then
@@ -370,15 +375,18 @@ if pace and lim > 0 and rate > 0 and tok ~= nil then
       wait = math.max(math.ceil((1 - sp) / rs * 1e6), 1)
     end
   end
-  if wait > 0 then
+  if wait > book then
     table.insert(set, 'tok'); table.insert(set, tok)
     table.insert(set, 'at'); table.insert(set, at)
     table.insert(set, 'sp'); table.insert(set, sp)
     table.insert(set, 'spat'); table.insert(set, spat)
     redis.call('HSET', KEYS[1], unpack(set))
     redis.call('PEXPIRE', KEYS[1], ttl)
-    return {0, wait, now}
+    return {0, 0, wait, now}
   end
+  -- Now, or booked for a moment soon: the token is taken now, so the
+  -- next caller's wait comes after this one's (first come, first served).
+  booked = wait
   tok = tok - 1
   sp = sp - 1
   for _, v in ipairs({'tok', tok, 'at', at, 'sp', sp, 'spat', spat}) do table.insert(set, v) end
@@ -395,7 +403,7 @@ bc = bc + 1
 for _, v in ipairs({'seq', seq, 'bin', b0, 'bcnt', bc, 'srate', srate}) do table.insert(set, v) end
 redis.call('HSET', KEYS[1], unpack(set))
 redis.call('PEXPIRE', KEYS[1], ttl)
-return {1, seq, now}
+return {1, seq, booked, now}
 `)
 
 // reportScript feeds one outcome into a bucket's shared state: KEYS

@@ -69,14 +69,24 @@ type Seed struct {
 	Limit, Rate, Tokens float64
 }
 
+// bookAhead is how far ahead a shared bucket books the next token for a
+// Limiter that asks before it comes: each process's head of the line then
+// holds its place, and the tokens go to the processes first come, first
+// served rather than to whoever asks most often.
+const bookAhead = 250 * time.Millisecond
+
 // Grant is the answer of [SharedBucket.Take].
 type Grant struct {
-	// OK is true when the request may go now.
+	// OK is true when the token is the Limiter's: the request may go
+	// once Wait has passed (at once when Wait is 0). The token was taken
+	// when it was booked, so the Limiter keeps it even if it must wait
+	// longer (a pause that began meanwhile).
 	OK bool
 	// Seq numbers the request among the requests of every process that
 	// shares the bucket; valid when OK.
 	Seq uint64
-	// Wait is how long to wait before asking again; valid when not OK.
+	// Wait is how long to wait before the request goes (OK) or before
+	// asking again (not OK).
 	Wait time.Duration
 }
 

@@ -31,10 +31,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"text/tabwriter"
 	"time"
 
+	"github.com/pplx-batch/pplx-batch/internal/redistest"
 	"github.com/pplx-batch/pplx-batch/sim"
 )
 
@@ -57,6 +59,10 @@ type scenCase struct {
 
 	outageAt, outage time.Duration // sim --outage at+for; 0: none
 	maxDuring        int64         // most requests during the outage
+
+	procs   int     // > 0: this many processes on one key at once, each with rows()/procs rows
+	shared  bool    // the processes share their limit through a Redis started for the run
+	wallBar float64 // the longest wall over the shortest, less 1, must stay below this
 }
 
 const (
@@ -123,6 +129,18 @@ func scenCases() []scenCase {
 			ratioBar: 0.95, share429: 0.005},
 		scenCase{name: "latency-bound 1s --concurrency 100", headers: "seconds", rps: r, latency: time.Second, span: span,
 			args: []string{"--concurrency", "100"}, ratioBar: 0.95, share429: 0.005})
+	// Issue 11: N processes on one key started together, alone (the
+	// "before") and sharing the limit through Redis.
+	for _, n := range []int{4, 8} {
+		for _, shared := range []bool{false, true} {
+			name := fmt.Sprintf("alone %d", n)
+			if shared {
+				name = fmt.Sprintf("shared %d", n)
+			}
+			cs = append(cs, scenCase{name: name, headers: "seconds", rps: r, burst: 10, latency: 20 * time.Millisecond,
+				span: 20 * time.Second, ratioBar: 0.95, share429: 0.01, procs: n, shared: shared, wallBar: 0.15})
+		}
+	}
 	return cs
 }
 
@@ -152,7 +170,8 @@ type scenResult struct {
 	follow            time.Duration
 	afterChange       float64 // achieved/new rate one window after the change
 	exitCode          int
-	wall              time.Duration // of the run
+	wall              time.Duration // of the run; the longest of several processes
+	minWall           time.Duration // the shortest wall of several processes; 0 for one
 	during            int64         // requests answered 503 (during the outage)
 	job               float64       // rows/(rate × (wall − latency))
 	failures          []string
@@ -193,61 +212,10 @@ func scenRun(t *testing.T, bin string, c scenCase) scenResult {
 		}
 	}
 	res := scenResult{c: c}
-
-	// The simulator.
-	simArgs := []string{"sim", "--rps", fmtFloat(c.rps), "--latency", c.latency.String(),
-		"--jitter", c.jitter.String(), "--headers", c.headers, "--key", scenKey}
-	if c.burst > 0 {
-		simArgs = append(simArgs, "--burst", strconv.Itoa(c.burst))
-	}
-	if c.outage > 0 {
-		simArgs = append(simArgs, "--outage", fmt.Sprintf("%s+%s", c.outageAt, c.outage))
-	}
-	if c.to > 0 {
-		simArgs = append(simArgs, "--schedule", fmt.Sprintf("%s=%s", c.change, fmtFloat(c.to)))
-	}
-	simCmd := exec.Command(bin, simArgs...)
-	simErr, err := os.Create(filepath.Join(dir, "sim.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer simErr.Close()
-	simCmd.Stderr = simErr
-	stdout, err := simCmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := simCmd.Start(); err != nil {
-		t.Fatalf("start sim: %v", err)
-	}
-	defer func() {
-		_ = simCmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { simCmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = simCmd.Process.Kill()
-			<-done
-		}
-	}()
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			urlc <- strings.TrimSpace(sc.Text())
-		}
-		close(urlc)
-		for sc.Scan() {
-		}
-	}()
-	var base string
-	select {
-	case base = <-urlc:
-	case <-time.After(10 * time.Second):
-	}
-	if !strings.HasPrefix(base, "http://") {
-		t.Fatalf("the simulator printed no URL (got %q)", base)
+	base := scenSim(t, bin, c, dir)
+	if c.procs > 0 {
+		scenProcs(t, bin, c, dir, base, &res)
+		return res
 	}
 
 	// The input.
@@ -288,23 +256,187 @@ func scenRun(t *testing.T, bin string, c scenCase) scenResult {
 	}
 
 	// What the run and the server saw.
-	var sum struct {
-		Rows     struct{ Total, OK, Failed int64 }
-		Requests struct {
-			Total       int64 `json:"total"`
-			RateLimited int64 `json:"rate_limited"`
-			Retries     int64 `json:"retries"`
-		}
-	}
-	if raw, err := os.ReadFile(summary); err != nil {
-		res.failures = append(res.failures, fmt.Sprintf("summary: %v", err))
-	} else if err := json.Unmarshal(raw, &sum); err != nil {
-		res.failures = append(res.failures, fmt.Sprintf("summary: %v", err))
+	sum, err := scenSummary(summary)
+	if err != nil {
+		res.failures = append(res.failures, err.Error())
 	}
 	res.retries = sum.Requests.Retries
 	if sum.Rows.OK != int64(c.rows()) {
 		res.failures = append(res.failures, fmt.Sprintf("got %d ok rows, want %d", sum.Rows.OK, c.rows()))
 	}
+	scenServer(t, base, &res)
+	return res
+}
+
+// scenSim starts `pplx-batch sim` for c, stopped when the test ends, and
+// returns its URL.
+func scenSim(t *testing.T, bin string, c scenCase, dir string) string {
+	simArgs := []string{"sim", "--rps", fmtFloat(c.rps), "--latency", c.latency.String(),
+		"--jitter", c.jitter.String(), "--headers", c.headers, "--key", scenKey}
+	if c.burst > 0 {
+		simArgs = append(simArgs, "--burst", strconv.Itoa(c.burst))
+	}
+	if c.outage > 0 {
+		simArgs = append(simArgs, "--outage", fmt.Sprintf("%s+%s", c.outageAt, c.outage))
+	}
+	if c.to > 0 {
+		simArgs = append(simArgs, "--schedule", fmt.Sprintf("%s=%s", c.change, fmtFloat(c.to)))
+	}
+	simCmd := exec.Command(bin, simArgs...)
+	simErr, err := os.Create(filepath.Join(dir, "sim.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { simErr.Close() })
+	simCmd.Stderr = simErr
+	stdout, err := simCmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := simCmd.Start(); err != nil {
+		t.Fatalf("start sim: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = simCmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { simCmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = simCmd.Process.Kill()
+			<-done
+		}
+	})
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			urlc <- strings.TrimSpace(sc.Text())
+		}
+		close(urlc)
+		for sc.Scan() {
+		}
+	}()
+	var base string
+	select {
+	case base = <-urlc:
+	case <-time.After(10 * time.Second):
+	}
+	if !strings.HasPrefix(base, "http://") {
+		t.Fatalf("the simulator printed no URL (got %q)", base)
+	}
+	return base
+}
+
+// scenRunSummary is what the scenarios read of a run's --summary.
+type scenRunSummary struct {
+	Rows     struct{ Total, OK, Failed int64 }
+	Requests struct {
+		Total       int64 `json:"total"`
+		RateLimited int64 `json:"rate_limited"`
+		Retries     int64 `json:"retries"`
+	}
+}
+
+func scenSummary(path string) (scenRunSummary, error) {
+	var sum scenRunSummary
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return sum, fmt.Errorf("summary: %w", err)
+	}
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		return sum, fmt.Errorf("summary: %w", err)
+	}
+	return sum, nil
+}
+
+// scenProcs runs c.procs processes at once against the simulator at base,
+// each over its own c.rows()/c.procs rows, sharing a Redis when c.shared,
+// and checks every row of every process and their wall times.
+func scenProcs(t *testing.T, bin string, c scenCase, dir, base string, res *scenResult) {
+	var shared []string
+	if c.shared {
+		rd := redistest.Start(t)
+		shared = []string{"--shared-limit", rd.URL(0)}
+	}
+	per := c.rows() / c.procs
+	type procRun struct {
+		cmd     *exec.Cmd
+		summary string
+		log     *os.File
+		wall    time.Duration
+		err     error
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*c.span+30*time.Second)
+	defer cancel()
+	runs := make([]*procRun, c.procs)
+	for i := range runs {
+		input := filepath.Join(dir, fmt.Sprintf("in-%d.csv", i))
+		var b strings.Builder
+		b.WriteString("q\n")
+		for j := range per {
+			fmt.Fprintf(&b, "scenario query %d of process %d\n", j+1, i)
+		}
+		if err := os.WriteFile(input, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pr := &procRun{summary: filepath.Join(dir, fmt.Sprintf("summary-%d.json", i))}
+		args := append([]string{"run", "--mode", "search", "--input", input, "--output", filepath.Join(dir, fmt.Sprintf("out-%d.jsonl", i)),
+			"--query", "{{.q}}", "--base-url", base, "--summary", pr.summary, "--log-level", scenLogLevel(), "--log-format", "json"},
+			append(shared, c.args...)...)
+		pr.cmd = exec.CommandContext(ctx, bin, args...)
+		pr.cmd.Env = append(scenEnv(), "PERPLEXITY_API_KEY="+scenKey)
+		var err error
+		if pr.log, err = os.Create(filepath.Join(dir, fmt.Sprintf("run-%d.log", i))); err != nil {
+			t.Fatal(err)
+		}
+		defer pr.log.Close()
+		pr.cmd.Stderr, pr.cmd.Stdout = pr.log, pr.log
+		runs[i] = pr
+	}
+	// Start them together.
+	var wg sync.WaitGroup
+	for _, pr := range runs {
+		start := time.Now()
+		if err := pr.cmd.Start(); err != nil {
+			t.Fatalf("start a run: %v", err)
+		}
+		wg.Go(func() {
+			pr.err = pr.cmd.Wait()
+			pr.wall = time.Since(start)
+		})
+	}
+	wg.Wait()
+	minWall, maxWall := time.Duration(math.MaxInt64), time.Duration(0)
+	var walls []string
+	for i, pr := range runs {
+		walls = append(walls, pr.wall.Round(10*time.Millisecond).String())
+		minWall, maxWall = min(minWall, pr.wall), max(maxWall, pr.wall)
+		if pr.err != nil {
+			res.failures = append(res.failures, fmt.Sprintf("process %d: %v (log in %s)", i, pr.err, pr.log.Name()))
+			continue
+		}
+		sum, err := scenSummary(pr.summary)
+		if err != nil {
+			res.failures = append(res.failures, fmt.Sprintf("process %d: %v", i, err))
+			continue
+		}
+		res.retries += sum.Requests.Retries
+		if sum.Rows.OK != int64(per) {
+			res.failures = append(res.failures, fmt.Sprintf("process %d: got %d ok rows, want %d", i, sum.Rows.OK, per))
+		}
+	}
+	res.wall, res.minWall = maxWall, minWall
+	t.Logf("walls of the %d processes: %s", c.procs, strings.Join(walls, " "))
+	if spread := res.wallSpread(); c.wallBar > 0 && spread > c.wallBar {
+		res.failures = append(res.failures, fmt.Sprintf("the longest wall is %.1f%% above the shortest, want at most %.0f%%",
+			100*spread, 100*c.wallBar))
+	}
+	scenServer(t, base, res)
+}
+
+// scenServer reads what the simulator saw into res and measures it.
+func scenServer(t *testing.T, base string, res *scenResult) {
 	rep, err := scenStats(base)
 	if err != nil {
 		t.Fatalf("stats: %v", err)
@@ -321,8 +453,16 @@ func scenRun(t *testing.T, bin string, c scenCase) scenResult {
 	res.requests = rep.Requests
 	res.limited = rep.RateLimited + rep.ConcurrencyLimited
 	res.during = rep.Status[http.StatusServiceUnavailable]
-	scenMeasure(&res)
-	return res
+	scenMeasure(res)
+}
+
+// wallSpread returns the longest wall over the shortest, less 1, of a
+// run of several processes; 0 for one.
+func (r scenResult) wallSpread() float64 {
+	if r.minWall <= 0 {
+		return 0
+	}
+	return r.wall.Seconds()/r.minWall.Seconds() - 1
 }
 
 // scenLogLevel is the run's log level: SCENARIO_LOG, else warn. The log
@@ -472,6 +612,10 @@ func scenTable(w *os.File, rs []scenResult) {
 		}
 		if c.to > 0 {
 			follow = fmt.Sprintf("%s→%s: %.3f after 1s, ±5%% within %v", fmtFloat(c.rps), fmtFloat(c.to), r.afterChange, r.follow)
+		}
+		if c.procs > 0 {
+			follow = fmt.Sprintf("%d processes, walls %v to %v: +%.1f%% (≤%.0f%%)", c.procs, r.minWall.Round(10*time.Millisecond),
+				r.wall.Round(10*time.Millisecond), 100*r.wallSpread(), 100*c.wallBar)
 		}
 		verdict := "ok"
 		if len(r.failures) > 0 {
