@@ -334,7 +334,7 @@ if pause > now then
 end
 local lim, rate = tonumber(h[3]) or 0, tonumber(h[4]) or 0
 local tok, at = tonumber(h[5]), tonumber(h[6]) or now
-local sp, spat = tonumber(h[7]) or 0, tonumber(h[8]) or now
+local sp, spat = tonumber(h[7]) or 1, tonumber(h[8]) or now
 local set = {}
 local booked = 0
 if pace and (lim <= 0 or rate <= 0 or tok == nil) then
@@ -360,20 +360,23 @@ if pace and lim > 0 and rate > 0 and tok ~= nil then
   local wait = 0
   if tok < need then
     wait = math.max(math.ceil((need - tok) / r * 1e6), 1)
-  else
-    local horizon = math.max(math.min(hsurplus, lim / rate / 2), 0.01)
-    local rs = rate + (tok - need + 1) / horizon
-    if h[11] == '1' then
-      local srate = tonumber(h[14]) or 0
-      rs = math.max(rs, math.min(rate + (tok - need + 1) / hfull, 2 * math.max(srate, rate)))
-    end
-    if now > spat then
-      sp = math.min(sp + rs * (now - spat) / 1e6, math.max(1, rs * pburst))
-      spat = now
-    end
-    if sp < 1 then
-      wait = math.max(math.ceil((1 - sp) / rs * 1e6), 1)
-    end
+  end
+  -- The surplus above the reserve goes over the horizon on top of the
+  -- refill, paced; a booking owes the pacer its token too, so the wait is
+  -- the larger of the two, and the bookings come in order.
+  local surplus = math.max(0, tok - need + 1)
+  local horizon = math.max(math.min(hsurplus, lim / rate / 2), 0.01)
+  local rs = r + surplus / horizon
+  if h[11] == '1' then
+    local srate = tonumber(h[14]) or 0
+    rs = math.max(rs, math.min(r + surplus / hfull, 2 * math.max(srate, r)))
+  end
+  if now > spat then
+    sp = math.min(sp + rs * (now - spat) / 1e6, math.max(1, rs * pburst))
+    spat = now
+  end
+  if sp < 1 then
+    wait = math.max(wait, math.ceil((1 - sp) / rs * 1e6), 1)
   end
   if wait > book then
     table.insert(set, 'tok'); table.insert(set, tok)
