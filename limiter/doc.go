@@ -141,6 +141,66 @@
 // the shadow up to date). An outage longer than Config.MaxOutage (15 min by
 // default) makes Acquire return an [*OutageError] with its duration.
 //
+// # Sharing a limit
+//
+// Processes that send on one API key draw on one server-side bucket. Alone,
+// each would keep its own shadow of that bucket and count only its own
+// requests, so together they run over the limit and earn 429s. With
+// Config.Shared (a [SharedBucket]; [Set] fills it in for every bucket when
+// made [WithShared] a [SharedStore] such as [Redis]) the part of the state
+// that describes the server's bucket is shared by every process, and each
+// request takes its token from it atomically:
+//
+//   - the shadow of the server's bucket (tokens, the time of that count,
+//     the limit) and the refill rate R̂: every response that any process
+//     sees (the freshest by sequence number) sets the shadow to remaining,
+//     plus R̂ × the time since it was sent, less the requests of every
+//     process granted after it that were not refused (429s are logged by
+//     sequence number, the last maxRejectedKept). R̂ is the estimate of
+//     the process whose response was freshest; each process still learns
+//     R̂ from its own responses (above), and since the tickets are numbered
+//     from one shared sequence, "our requests admitted in between" counts
+//     every process's;
+//   - the reserve k, with its boost after a rate 429 (one per feedback
+//     delay: a 429 of a request numbered after the last boost), and the
+//     surplus pacing above the reserve (over the horizon, faster while the
+//     freshest response found the bucket full, at most twice the send rate
+//     of every process together);
+//   - the pause after a 429 (or a 503 with a retry delay): one "paused
+//     until", which holds every process;
+//   - the sequence number of the requests.
+//
+// Each request costs one call to take its token and one to report its
+// outcome (from Release). When the next token comes within bookAhead (250
+// ms), Take books it: the token is taken at once and the request goes
+// when it comes, without asking again. Each process's head of the line
+// thus holds its place, and the tokens go to the processes first come,
+// first served (their wall times stay within a few percent of each
+// other), not to whichever asks most often.
+//
+// What stays per process: the in-flight limit, Config.RPS and
+// Config.MaxInFlight (which are the user's, per process), the learning of
+// the mode and of R̂, the outage state, and the pacing of a fixed window
+// and of the CUBIC curve without headers (there the shared bucket only
+// numbers the requests and holds the shared pause; such processes pace
+// alone, as before).
+//
+// [Redis] keeps a bucket's state in a hash and a sorted set under
+// pplx-batch:limit:<hash of the API key>:{<hash of the bucket>}: (never
+// the key itself), changed only by two Lua scripts, take and report, on
+// the Redis server's clock (TIME), so the processes' clocks need not
+// agree. Nothing in it belongs to one process: a crashed process leaves
+// at most the tokens it booked and never used, which the next response's
+// remaining corrects, and the state expires after RedisConfig.IdleTTL (10
+// min) unused. A Redis that restarted empty gets its shadow back from the
+// first Take (Seed: the asking Limiter's own model) and numbers above the
+// asking Limiter's last number (Floor). When a call fails or times out
+// (RedisConfig.OpTimeout, 500 ms), [Redis] logs one warning and every
+// Limiter paces alone, from its own shadow, which it kept up to date from
+// its own responses all along; Redis is tried again every second, and the
+// Limiters rejoin the shared state when it answers. [OpenRedis] fails
+// when Redis does not answer at start.
+//
 // # In flight
 //
 // The in-flight limit follows Little's law: ceil(rate × (latency + 2 ×
