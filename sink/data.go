@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -27,8 +29,9 @@ import (
 // list of types) is kept as its JSON text in a STRING column; [DataSchema.Text]
 // lists those columns.
 type DataSchema struct {
-	root *dataNode
-	text []string // paths of the columns kept as JSON text
+	root  *dataNode
+	text  []string     // paths of the columns kept as JSON text
+	paths [][]dataStep // from the root to each leaf column, in column order
 }
 
 // dataKind is the kind of a node of a DataSchema.
@@ -50,8 +53,9 @@ const (
 type dataNode struct {
 	kind     dataKind
 	optional bool
-	elem     *dataNode   // dataList
-	fields   []dataField // dataObject, in schema order
+	elem     *dataNode      // dataList
+	fields   []dataField    // dataObject, in schema order
+	index    map[string]int // dataObject: the position of each field
 }
 
 type dataField struct {
@@ -81,6 +85,7 @@ func NewDataSchema(schema []byte) (*DataSchema, error) {
 	}
 	n.optional = true // rows without an answer have none
 	d.root = n
+	d.paths = leafPaths(n)
 	return d, nil
 }
 
@@ -202,7 +207,12 @@ func (d *DataSchema) node(s orderedObject, path string, depth int) *dataNode {
 			}
 		}
 		n.kind = dataObject
+		n.index = make(map[string]int, len(po))
 		for _, p := range po {
+			if _, dup := n.index[p.key]; dup {
+				continue // a property that repeats counts once
+			}
+			n.index[p.key] = len(n.fields)
 			ps, ok := p.value.(orderedObject)
 			if !ok {
 				ps = orderedObject{} // true/false schemas: any value
@@ -309,75 +319,125 @@ func (n *dataNode) parquet() parquet.Node {
 	return p
 }
 
-// leafCount returns the number of leaf columns under n.
-func (n *dataNode) leafCount() int {
-	switch n.kind {
-	case dataList:
-		return n.elem.leafCount()
-	case dataObject:
-		c := 0
-		for _, f := range n.fields {
-			c += f.node.leafCount()
-		}
-		return c
-	}
-	return 1
+// dataStep is one node on the path from the root of a layout to a leaf
+// column: the node, and for an object the index of the field the path
+// goes on through.
+type dataStep struct {
+	node  *dataNode
+	field int
 }
 
-// encodeData writes the data columns of one row: v is the decoded answer
-// (nil when the row has none). Each leaf column gets its values in turn,
-// with the repetition and definition levels of the Dremel encoding.
-func (e *rowEncoder) encodeData(n *dataNode, v any) {
-	// Each leaf is written by walking v from the root along the leaf's
-	// path; walkLeaf does that for one leaf at a time.
-	var paths [][]*dataNode
-	var collect func(n *dataNode, path []*dataNode)
-	collect = func(n *dataNode, path []*dataNode) {
-		path = append(path, n)
+// leafPaths returns the path from n to each of its leaf columns, in
+// column order.
+func leafPaths(n *dataNode) [][]dataStep {
+	var paths [][]dataStep
+	var walk func(n *dataNode, path []dataStep)
+	walk = func(n *dataNode, path []dataStep) {
 		switch n.kind {
 		case dataObject:
-			for _, f := range n.fields {
-				collect(f.node, path)
+			for i, f := range n.fields {
+				walk(f.node, append(path, dataStep{node: n, field: i}))
 			}
 		case dataList:
-			collect(n.elem, path)
+			walk(n.elem, append(path, dataStep{node: n}))
 		default:
-			paths = append(paths, append([]*dataNode(nil), path...))
+			paths = append(paths, append(slices.Clone(path), dataStep{node: n}))
 		}
 	}
-	collect(n, nil)
+	walk(n, nil)
+	return paths
+}
+
+// dataObj is an object conformed to the layout: the values of its fields
+// in the layout's order.
+type dataObj []any
+
+// conform checks the decoded JSON value v against the layout n and returns
+// it in the form encodeData writes: nil for null, dataObj for an object,
+// []any for a list, a parquet.Value for a leaf. ok is false when v does
+// not fit n and n is not nullable: then v's nearest nullable ancestor is
+// written as null (the root, data, always is). A value that does not fit
+// a nullable node is written as null. Values do not fit when they are
+// missing or null where the layout is not nullable, of another JSON type,
+// an integer out of the range of INT64 (or not exact in a double), or a
+// date or time that does not parse. Object members that are not in the
+// layout are left out.
+func conform(n *dataNode, v any) (out any, ok bool) {
+	if v == nil {
+		return nil, n.optional
+	}
+	switch n.kind {
+	case dataObject:
+		obj, isObj := v.(orderedObject)
+		if !isObj {
+			return nil, n.optional
+		}
+		vals := make([]any, len(n.fields))
+		for _, m := range obj {
+			if i, ok := n.index[m.key]; ok {
+				vals[i] = m.value // a key that repeats: the last value counts
+			}
+		}
+		for i, f := range n.fields {
+			c, ok := conform(f.node, vals[i])
+			if !ok {
+				return nil, n.optional
+			}
+			vals[i] = c
+		}
+		return dataObj(vals), true
+	case dataList:
+		arr, isArr := v.([]any)
+		if !isArr {
+			return nil, n.optional
+		}
+		out := make([]any, len(arr))
+		for i, el := range arr {
+			c, ok := conform(n.elem, el)
+			if !ok {
+				return nil, n.optional
+			}
+			out[i] = c
+		}
+		return out, true
+	}
+	val, fits := leafValue(n.kind, v)
+	if !fits {
+		return nil, n.optional
+	}
+	return val, true
+}
+
+// encodeData writes the leaf columns of a data layout for one row: v is
+// the row's value as conform returns it (nil when the row has none). Each
+// leaf column gets its values in turn, with the repetition and definition
+// levels of the Dremel encoding.
+func (e *rowEncoder) encodeData(paths [][]dataStep, v any) {
 	for _, path := range paths {
-		e.walkLeaf(path, 0, v, 0, 0, 0)
+		e.walkLeaf(path, v, 0, 0, 0)
 		e.col++
 	}
 }
 
-// walkLeaf writes the values of the leaf at the end of path found in v
-// (the value of path[i]); rep and def are the levels so far, and depth
-// the repetition depth (lists passed).
-func (e *rowEncoder) walkLeaf(path []*dataNode, i int, v any, rep, def, depth int) {
-	n := path[i]
+// walkLeaf writes the values that v, the value of path[0].node, holds for
+// the leaf at the end of path. rep and def are the repetition and
+// definition levels of v's position, and depth the number of lists above
+// it.
+func (e *rowEncoder) walkLeaf(path []dataStep, v any, rep, def, depth int) {
+	n := path[0].node
+	if v == nil {
+		// conform lets nil through only where the node is nullable.
+		e.add(parquet.Value{}, rep, def)
+		return
+	}
 	if n.optional {
-		if v == nil {
-			e.add(parquet.Value{}, rep, def)
-			return
-		}
 		def++
 	}
 	switch n.kind {
 	case dataObject:
-		obj, _ := v.(map[string]any)
-		next := path[i+1]
-		var child any
-		for _, f := range n.fields {
-			if f.node == next {
-				child = obj[f.name]
-				break
-			}
-		}
-		e.walkLeaf(path, i+1, child, rep, def, depth)
+		e.walkLeaf(path[1:], v.(dataObj)[path[0].field], rep, def, depth)
 	case dataList:
-		arr, _ := v.([]any)
+		arr := v.([]any)
 		if len(arr) == 0 {
 			e.add(parquet.Value{}, rep, def) // an empty list
 			return
@@ -387,36 +447,26 @@ func (e *rowEncoder) walkLeaf(path []*dataNode, i int, v any, rep, def, depth in
 			if j > 0 {
 				r = depth + 1
 			}
-			e.walkLeaf(path, i+1, el, r, def+1, depth+1)
+			e.walkLeaf(path[1:], el, r, def+1, depth+1)
 		}
 	default:
-		val, ok := leafValue(n.kind, v)
-		if !ok {
-			// A value the schema let through that has no column value (a
-			// required value that is null): written as null where the
-			// column allows it, else as the zero value.
-			if n.optional {
-				e.add(parquet.Value{}, rep, def-1)
-				return
-			}
-			val = zeroLeaf(n.kind)
-		}
-		e.add(val, rep, def)
+		e.add(v.(parquet.Value), rep, def)
 	}
 }
 
-// leafValue converts a decoded JSON value to a leaf column value.
-func leafValue(kind dataKind, v any) (parquet.Value, bool) {
+// maxExactInt is the largest integer magnitude that a double holds exactly.
+const maxExactInt = 1 << 53
+
+// leafValue converts a decoded JSON value to a leaf column value; ok is
+// false when it does not fit the column.
+func leafValue(kind dataKind, v any) (val parquet.Value, ok bool) {
 	switch kind {
 	case dataString:
 		if s, ok := v.(string); ok {
 			return strValue(s), true
 		}
 	case dataJSON:
-		if v == nil {
-			return parquet.Value{}, false
-		}
-		b, err := json.Marshal(v)
+		b, err := appendJSON(nil, v)
 		if err != nil {
 			return parquet.Value{}, false
 		}
@@ -426,7 +476,8 @@ func leafValue(kind dataKind, v any) (parquet.Value, bool) {
 			if i, err := n.Int64(); err == nil {
 				return parquet.Int64Value(i), true
 			}
-			if f, err := n.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			// 1e3 and 10.0 are integers to JSON Schema.
+			if f, err := n.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) <= maxExactInt {
 				return parquet.Int64Value(int64(f)), true
 			}
 		}
@@ -448,7 +499,7 @@ func leafValue(kind dataKind, v any) (parquet.Value, bool) {
 		}
 	case dataTimestamp:
 		if s, ok := v.(string); ok {
-			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			if t, ok := parseDateTime(s); ok {
 				return parquet.Int64Value(t.UnixMicro()), true
 			}
 		}
@@ -456,33 +507,89 @@ func leafValue(kind dataKind, v any) (parquet.Value, bool) {
 	return parquet.Value{}, false
 }
 
-func zeroLeaf(kind dataKind) parquet.Value {
-	switch kind {
-	case dataInt, dataTimestamp:
-		return parquet.Int64Value(0)
-	case dataFloat:
-		return parquet.DoubleValue(0)
-	case dataBool:
-		return parquet.BooleanValue(false)
-	case dataDate:
-		return parquet.Int32Value(0)
+// parseDateTime parses an RFC 3339 date-time as JSON Schema's date-time
+// format admits it: T and Z in either case, and a leap second (23:59:60),
+// which becomes the first instant of the next minute.
+func parseDateTime(s string) (time.Time, bool) {
+	s = strings.ToUpper(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, true
 	}
-	return parquet.ByteArrayValue(nil)
+	// A leap second: parse it as :59 and add the second back.
+	if i := strings.IndexByte(s, 'T'); i >= 0 && len(s) >= i+9 && s[i+7:i+9] == "60" {
+		if t, err := time.Parse(time.RFC3339Nano, s[:i+7]+"59"+s[i+9:]); err == nil {
+			return t.Add(time.Second), true
+		}
+	}
+	return time.Time{}, false
 }
 
-// decodeData decodes a row's data for encodeData: nil for no data.
+// appendJSON appends the compact JSON text of a value decoded by
+// decodeOrdered to b, keeping the order of object keys, without HTML
+// escaping.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case json.Number:
+		return append(b, v...), nil
+	case string:
+		return appendJSONString(b, v), nil
+	case []any:
+		b = append(b, '[')
+		for i, x := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendJSON(b, x); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	case orderedObject:
+		b = append(b, '{')
+		for i, m := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, m.key)
+			b = append(b, ':')
+			var err error
+			if b, err = appendJSON(b, m.value); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	}
+	return nil, fmt.Errorf("sink: no JSON for %T", v)
+}
+
+// appendJSONString appends s as a JSON string, without HTML escaping.
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}
+
+// dataValid reports whether raw is empty or valid JSON.
+func dataValid(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || json.Valid(raw)
+}
+
+// decodeData decodes a row's data for conform: nil for none (absent or
+// null). raw must be valid JSON (see dataValid).
 func decodeData(raw json.RawMessage) (any, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return decodeOrdered(raw)
 }
 
 // orderedObject is a JSON object that keeps its keys' order.

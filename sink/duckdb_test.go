@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDuckDBReadsParquet checks that DuckDB reads a file of this package
@@ -184,4 +185,130 @@ func duckJSON(v any) any {
 	default:
 		return v
 	}
+}
+
+// TestDuckDBReadsParquetData checks DuckDB's reading of the data column:
+// its types, and the values of dataRowCases (the same values parquet-go
+// reads back in TestParquetDataValues), so that two readers agree on the
+// levels of nested lists, structs and nulls.
+func TestDuckDBReadsParquetData(t *testing.T) {
+	d, err := NewDataSchema([]byte(dataTestSchema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := dataRowCases()
+	var rows []Row
+	for i, tc := range cases {
+		r := Row{ID: strconv.Itoa(i + 1), Row: int64(i + 1), Status: StatusOK, Input: json.RawMessage(`{"k":"v"}`)}
+		if tc.data != "" {
+			r.Data = json.RawMessage(tc.data)
+		}
+		rows = append(rows, r)
+	}
+	name := filepath.Join(t.TempDir(), "out.parquet")
+	w, err := CreateParquet(name, ParquetOptions{Data: d, RowGroupRows: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := duckdbRun(t, name, `SELECT data FROM FILE ORDER BY "row"`,
+		`SELECT data.name, data.n, data.day, data.people[1].who AS who, data.hq.geo.lat AS lat FROM FILE WHERE "row" = 1`)
+
+	var dataType string
+	for _, c := range got.Describe {
+		if c.Name == "data" {
+			dataType = c.Type
+		}
+	}
+	const wantType = "STRUCT(\"name\" VARCHAR, n BIGINT, score DOUBLE, ok BOOLEAN, size VARCHAR, tags VARCHAR[], " +
+		"people STRUCT(who VARCHAR, age BIGINT, roles VARCHAR[])[], grid BIGINT[][], \"day\" DATE, \"at\" TIMESTAMP WITH TIME ZONE, " +
+		"hq STRUCT(city VARCHAR, geo STRUCT(lat DOUBLE, lon DOUBLE)), extra VARCHAR)"
+	if dataType != wantType {
+		t.Errorf("DESCRIBE data:\n got %s\nwant %s", dataType, wantType)
+	}
+	for i, tc := range cases {
+		want := duckData(tc.want, "")
+		if g := got.Queries[0][i]["data"]; !reflect.DeepEqual(g, want) {
+			t.Errorf("%s: data\n got %#v\nwant %#v", tc.name, g, want)
+		}
+	}
+	wantQuery := []map[string]any{{"name": "Acme ünï <&>", "n": "-42", "day": "2024-02-29", "who": "Ann", "lat": 48.85}}
+	if !reflect.DeepEqual(got.Queries[1], wantQuery) {
+		t.Errorf("query:\n got %#v\nwant %#v", got.Queries[1], wantQuery)
+	}
+}
+
+// duckdbOutput is what testdata/duckdb_describe.mjs prints.
+type duckdbOutput struct {
+	Describe []struct{ Name, Type string }
+	Rows     []json.RawMessage
+	Queries  [][]map[string]any
+}
+
+// duckdbRun runs testdata/duckdb_describe.mjs on the file with the
+// queries, in the time zone UTC; it skips the test when
+// PPLX_DUCKDB_NODE_DIR is not set.
+func duckdbRun(t *testing.T, file string, queries ...string) duckdbOutput {
+	t.Helper()
+	nodeDir := os.Getenv("PPLX_DUCKDB_NODE_DIR")
+	if nodeDir == "" {
+		t.Skip("PPLX_DUCKDB_NODE_DIR is not set")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("PPLX_DUCKDB_NODE_DIR is set but node is missing: %v", err)
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "duckdb_describe.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), node, append([]string{script, nodeDir, file}, queries...)...)
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
+	}
+	var got duckdbOutput
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("decode %s: %v", out, err)
+	}
+	return got
+}
+
+// duckData converts a data value as parquet-go reads it back (see
+// dataRowCases) to what DuckDB prints: BIGINT as a string, the DATE of
+// the field day as YYYY-MM-DD, the TIMESTAMP of the field at as
+// "YYYY-MM-DD hh:mm:ss[.ffffff]+00".
+func duckData(v any, key string) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[k] = duckData(x, k)
+		}
+		return m
+	case []any:
+		l := make([]any, len(v))
+		for i, x := range v {
+			l[i] = duckData(x, key)
+		}
+		return l
+	case int32:
+		return time.Unix(int64(v)*86400, 0).UTC().Format(time.DateOnly)
+	case int64:
+		if key == "at" {
+			return time.UnixMicro(v).UTC().Format("2006-01-02 15:04:05.999999") + "+00"
+		}
+		return strconv.FormatInt(v, 10)
+	}
+	return v
 }

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
@@ -36,6 +37,10 @@ type ParquetOptions struct {
 	// Compression is the codec of all columns: "zstd" (the default when
 	// empty), "snappy" or "none".
 	Compression string
+	// Data, when not nil, is the layout of the rows' structured answers
+	// (Row.Data): the file gets a data column after model. Without it the
+	// file has no data column.
+	Data *DataSchema
 }
 
 // Parquet writes [Row] values to a Parquet file, streaming: rows are
@@ -59,10 +64,12 @@ type ParquetOptions struct {
 //	usage        optional struct{prompt_tokens, completion_tokens,
 //	             total_tokens: required INT64; cost_usd: optional DOUBLE}
 //	model        required UTF8
+//	data         optional struct built from the job's JSON Schema, only
+//	             when ParquetOptions.Data is set (see [DataSchema])
 //
 // (the exact order is id, row, status, error, input, input_extra,
 // http_status, attempts, latency_ms, request_id, results, content,
-// citations, search_results, usage, model). Lists use the standard three-level
+// citations, search_results, usage, model, data). Lists use the standard three-level
 // LIST layout with the names list and element. A nil slice is written as a
 // null list, an empty slice as an empty list; a nil Usage or CostUSD as
 // null.
@@ -79,6 +86,12 @@ type ParquetOptions struct {
 // row has none). When a key repeats within one row, its last value counts.
 // Keys are column names as they are, whatever characters they contain.
 //
+// The data column holds Row.Data, decoded and fitted to the layout: null
+// when a row has no data (nil or JSON null) or data that is not a JSON
+// object; a value that does not fit its column (see [DataSchema]) is null,
+// or, where the column is not nullable, makes its nearest nullable
+// ancestor null. Data that is not valid JSON is an [ErrInvalidRow].
+//
 // Pages are version 1 and strings PLAIN-encoded, which every Parquet reader
 // understands. Invalid UTF-8 in strings is replaced by U+FFFD.
 //
@@ -91,6 +104,7 @@ type Parquet struct {
 	rows  int // rows per row group
 	keys  int // most input columns (maxInputColumns; less in tests)
 	codec compress.Codec
+	data  *DataSchema // nil: no data column
 
 	w       *parquet.Writer // nil until the schema is fixed
 	lay     *layout
@@ -141,7 +155,7 @@ func NewParquet(w io.Writer, opt ParquetOptions) (*Parquet, error) {
 }
 
 func newParquet(name string, opt ParquetOptions) (*Parquet, error) {
-	p := &Parquet{name: name, rows: opt.RowGroupRows, keys: maxInputColumns}
+	p := &Parquet{name: name, rows: opt.RowGroupRows, keys: maxInputColumns, data: opt.Data}
 	switch {
 	case p.rows == 0:
 		p.rows = DefaultRowGroupRows
@@ -172,6 +186,9 @@ func (p *Parquet) Write(r Row) error {
 	p.members = members[:0]
 	if err != nil {
 		return fmt.Errorf("%w: %s: row %d: %w", ErrInvalidRow, p.name, r.Row, err)
+	}
+	if p.data != nil && !dataValid(r.Data) {
+		return fmt.Errorf("%w: %s: row %d: data is not valid JSON", ErrInvalidRow, p.name, r.Row)
 	}
 	if p.lay == nil {
 		if len(members) == 0 {
@@ -213,7 +230,7 @@ func (p *Parquet) start(members []member) error {
 			keys = append(keys, k)
 		}
 	}
-	p.lay = newLayout(keys)
+	p.lay = newLayout(keys, p.data)
 	err := p.guard("create", func() error {
 		cfg, err := parquet.NewWriterConfig(
 			p.lay.schema,
@@ -330,6 +347,7 @@ func (p *Parquet) Abort() error {
 // cloneRow returns a copy of r that shares no memory with it.
 func cloneRow(r Row) Row {
 	r.Input = bytes.Clone(r.Input)
+	r.Data = bytes.Clone(r.Data)
 	r.Results = slices.Clone(r.Results)
 	r.Citations = slices.Clone(r.Citations)
 	r.SearchResults = slices.Clone(r.SearchResults)
@@ -351,7 +369,7 @@ type layout struct {
 	keyIndex map[string]int // position in keys
 }
 
-func newLayout(keys []string) *layout {
+func newLayout(keys []string, data *DataSchema) *layout {
 	l := &layout{keys: keys, keyIndex: make(map[string]int, len(keys))}
 	for i, k := range keys {
 		l.keyIndex[k] = i
@@ -403,6 +421,9 @@ func newLayout(keys []string) *layout {
 		))),
 		field("model", str()),
 	)
+	if data != nil {
+		fields = append(fields, field("data", data.parquetNode()))
+	}
 	l.schema = parquet.NewSchema("pplx_batch", group(fields...))
 	return l
 }
@@ -456,7 +477,21 @@ func (p *Parquet) encode(r *Row, members []member) parquet.Row {
 		}
 	}
 	e.str(r.Model)
+	if p.data != nil {
+		e.encodeData(p.data.paths, p.dataValue(r.Data))
+	}
 	return e.vals
+}
+
+// dataValue returns the value of raw, checked by dataValid, as conform
+// fits it to the layout: nil for no data.
+func (p *Parquet) dataValue(raw json.RawMessage) any {
+	v, err := decodeData(raw)
+	if err != nil {
+		return nil
+	}
+	v, _ = conform(p.data.root, v) // the root is nullable
+	return v
 }
 
 // slot is the value of one input column in the row being encoded.
