@@ -163,9 +163,22 @@ func (c *Client) Search(ctx context.Context, req *SearchRequest) (*SearchRespons
 	if err != nil {
 		return nil, meta, err
 	}
-	var out SearchResponse
-	if err := c.decodeBody(ctx, resp, &out); err != nil {
+	b, err := c.readBody(ctx, resp)
+	if err != nil {
 		return nil, meta, err
+	}
+	// The flat result list, the common form, decodes in one pass; the
+	// nested form of multi-query searches takes SearchResults' own path.
+	var flat struct {
+		ID         string         `json:"id"`
+		Results    []SearchResult `json:"results"`
+		ServerTime string         `json:"server_time"`
+	}
+	var out SearchResponse
+	if json.Unmarshal(b, &flat) == nil {
+		out = SearchResponse{ID: flat.ID, Results: flat.Results, ServerTime: flat.ServerTime}
+	} else if err := json.Unmarshal(b, &out); err != nil {
+		return nil, meta, c.decodeError(resp, b, err)
 	}
 	if out.ID != "" {
 		meta.RequestID = out.ID
@@ -284,21 +297,30 @@ func (c *Client) send(ctx context.Context, method, path string, in any, stream b
 // decodeBody reads a 2xx body (at most MaxBodyBytes), closes it and
 // decodes it into out.
 func (c *Client) decodeBody(ctx context.Context, resp *http.Response, out any) error {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
-	c.finish(resp.Body)
+	b, err := c.readBody(ctx, resp)
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("pplx: read response: %w", cerr)
-		}
-		return fmt.Errorf("pplx: read response: %w", err)
-	}
-	if len(b) > MaxBodyBytes {
-		return c.decodeError(resp, nil, fmt.Errorf("body over %d bytes: %w", MaxBodyBytes, ErrTooLarge))
+		return err
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return c.decodeError(resp, b, err)
 	}
 	return nil
+}
+
+// readBody reads a 2xx body (at most MaxBodyBytes) and closes it.
+func (c *Client) readBody(ctx context.Context, resp *http.Response) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	c.finish(resp.Body)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("pplx: read response: %w", cerr)
+		}
+		return nil, fmt.Errorf("pplx: read response: %w", err)
+	}
+	if len(b) > MaxBodyBytes {
+		return nil, c.decodeError(resp, nil, fmt.Errorf("body over %d bytes: %w", MaxBodyBytes, ErrTooLarge))
+	}
+	return b, nil
 }
 
 // decodeError builds a *DecodeError with a snippet of b.

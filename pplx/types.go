@@ -92,13 +92,6 @@ func (r *SearchResults) UnmarshalJSON(b []byte) error {
 		*r = nil
 		return nil
 	}
-	// The common, flat form decodes in one pass; the nested form (or a
-	// mix) takes the slower path below.
-	var flat []SearchResult
-	if err := json.Unmarshal(b, &flat); err == nil {
-		*r = flat
-		return nil
-	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return fmt.Errorf("results: %w", err)
