@@ -18,6 +18,7 @@ import (
 
 	"github.com/pplx-batch/pplx-batch/pipeline"
 	"github.com/pplx-batch/pplx-batch/pplx"
+	"github.com/pplx-batch/pplx-batch/sink"
 	"github.com/pplx-batch/pplx-batch/source"
 )
 
@@ -92,6 +93,9 @@ type planReport struct {
 	Errors       string   `json:"errors,omitempty"`
 	Summary      string   `json:"summary,omitempty"`
 	Columns      []string `json:"columns"`
+	// DataColumns are the columns of the structured answers (--schema),
+	// with their Parquet types.
+	DataColumns []string `json:"data_columns,omitempty"`
 
 	Rows struct {
 		// Total counts every row of the input, or of the shard with
@@ -259,6 +263,16 @@ func makePlan(ctx context.Context, f *runFlags, e env, tier int) (*planReport, e
 		}
 	}
 	rep.URL = strings.TrimSuffix(j.baseURL, "/") + rep.Endpoint
+	if sch := j.pipe.Schema; sch != nil {
+		ds, err := sink.NewDataSchema(sch.JSON)
+		if err != nil {
+			return nil, usagef("--schema: %v", err)
+		}
+		rep.DataColumns = ds.Columns()
+		for _, c := range ds.Text() {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("--schema: %s has no column type (oneOf, anyOf, free additionalProperties, a list of types...): it is kept as JSON text", c))
+		}
+	}
 	warn := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
 
 	// For JSONL, whose columns are per row, the first rows stand for the
@@ -691,6 +705,13 @@ func printPlan(w io.Writer, r *planReport) {
 		cols += " (in the first rows)"
 	}
 	fmt.Fprintf(tw, "columns\t%s\n", cols)
+	for i, c := range r.DataColumns {
+		label := ""
+		if i == 0 {
+			label = "data"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, c)
+	}
 	where := "the input"
 	if r.Rows.Shard != "" {
 		where = "shard " + r.Rows.Shard

@@ -171,3 +171,23 @@ func readFileIfExists(path string) (string, error) {
 	}
 	return string(b), err
 }
+
+// TestPlanShowsDataColumns: plan prints the typed columns a schema makes,
+// the response_format of the first request, and says which values are
+// kept as JSON text.
+func TestPlanShowsDataColumns(t *testing.T) {
+	in := writeFile(t, "in.csv", companies(3))
+	schema := writeFile(t, "s.json", `{"type":"object","required":["ceo"],"properties":{"ceo":{"type":"string"},
+		"founded":{"type":"integer"},"on":{"type":"string","format":"date"},"x":{"oneOf":[{"type":"string"},{"type":"integer"}]}}}`)
+	r := runMain(t, "", nil, "plan", "--mode", "agent", "--input", in, "--output", filepath.Join(t.TempDir(), "o.parquet"),
+		"--prompt", "{{.company}}", "--schema", schema)
+	if r.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{`"response_format": {`, `"type": "json_schema"`, `"name": "s"`, "data.ceo STRING NOT NULL",
+		"data.founded INT64", "data.on DATE", "data.x STRING (JSON text)", "warning: --schema: data.x has no column type"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan does not show %q:\n%s", want, r.stdout)
+		}
+	}
+}
