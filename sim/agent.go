@@ -224,17 +224,7 @@ func (s *Server) writeAgentJSON(w http.ResponseWriter, body []byte, f fault, ok 
 
 // agentFate draws the fate of the attempt-th admission of request fp.
 func (s *Server) agentFate(fp [16]byte, attempt uint32) agentFate {
-	a := s.agent
-	if a.fates[len(a.fates)-1] <= 0 {
-		return fateComplete
-	}
-	u := s.draw(fp, attempt, drawAgentFate)
-	for i, t := range a.fates {
-		if u < t {
-			return agentFate(i + 1)
-		}
-	}
-	return fateComplete
+	return agentFate(s.pick(s.agent.fates[:], fp, attempt, drawAgentFate))
 }
 
 // billLocked adds a billed amount; call with s.mu held.

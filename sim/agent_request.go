@@ -678,19 +678,9 @@ func agentKey(b *agentBody) [16]byte {
 // json.RawMessage or string, or any value that marshals to the request's
 // JSON. It returns "" for a body without input.
 func AgentFingerprint(body any) string {
-	var raw []byte
-	switch b := body.(type) {
-	case []byte:
-		raw = b
-	case json.RawMessage:
-		raw = b
-	case string:
-		raw = []byte(b)
-	default:
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			return ""
-		}
+	raw, ok := bodyJSON(body)
+	if !ok {
+		return ""
 	}
 	var b agentBody
 	if json.Unmarshal(raw, &b) != nil || len(bytes.TrimSpace(b.Input)) == 0 {

@@ -358,15 +358,9 @@ func Fingerprint(endpoint string, body any) string {
 		return chatFingerprint(ep, &b)
 	case *pplx.ChatRequest:
 		return chatFingerprint(ep, b)
-	case []byte:
-		raw = b
-	case json.RawMessage:
-		raw = b
-	case string:
-		raw = []byte(b)
 	default:
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
+		var ok bool
+		if raw, ok = bodyJSON(body); !ok {
 			return ""
 		}
 	}
@@ -399,6 +393,21 @@ func chatFingerprint(ep endpoint, r *pplx.ChatRequest) string {
 }
 
 // parseFingerprint is the inverse of fingerprintString.
+// bodyJSON returns the JSON of a request body given as []byte,
+// json.RawMessage, string or any value that marshals to it.
+func bodyJSON(body any) ([]byte, bool) {
+	switch b := body.(type) {
+	case []byte:
+		return b, true
+	case json.RawMessage:
+		return b, true
+	case string:
+		return []byte(b), true
+	}
+	raw, err := json.Marshal(body)
+	return raw, err == nil
+}
+
 func parseFingerprint(fp string) ([16]byte, bool) {
 	var k [16]byte
 	ep, digits, ok := strings.Cut(fp, ":")

@@ -42,16 +42,23 @@ func (s *Server) draw(fp [16]byte, attempt uint32, purpose uint64) float64 {
 }
 
 func (s *Server) fault(fp [16]byte, attempt uint32) fault {
-	if s.faults[len(s.faults)-1] <= 0 {
-		return faultNone
+	return fault(s.pick(s.faults[:], fp, attempt, drawFault))
+}
+
+// pick draws, for the attempt-th admission of request fp, which of the
+// outcomes whose cumulative probabilities are thresholds happens: 1 for
+// the first, and so on, or 0 for none.
+func (s *Server) pick(thresholds []float64, fp [16]byte, attempt uint32, purpose uint64) int {
+	if thresholds[len(thresholds)-1] <= 0 {
+		return 0
 	}
-	u := s.draw(fp, attempt, drawFault)
-	for i, t := range s.faults {
+	u := s.draw(fp, attempt, purpose)
+	for i, t := range thresholds {
 		if u < t {
-			return fault(i + 1)
+			return i + 1
 		}
 	}
-	return faultNone
+	return 0
 }
 
 func (s *Server) delay(fp [16]byte, attempt uint32) time.Duration {
