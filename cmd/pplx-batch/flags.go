@@ -107,7 +107,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.input, "input", "", "input `PATH`: .csv, .jsonl or .ndjson, optionally .gz or .zst; - is stdin")
 	fs.StringVar(&f.inputFormat, "input-format", "", "input `FORMAT` (csv or jsonl) when the extension does not tell")
 	fs.StringVar(&f.output, "output", "", "output `PATH`: .jsonl or .parquet; - is JSONL on stdout")
-	fs.StringVar(&f.outputFormat, "output-format", "", "output `FORMAT` (jsonl or parquet) when the extension does not tell")
+	fs.StringVar(&f.outputFormat, "output-format", "", "output `FORMAT` (jsonl, parquet or csv) when the extension does not tell")
 	fs.StringVar(&f.mode, "mode", "search", "`endpoint` each row calls: search, agent or chat")
 	fs.StringVar(&f.query, "query", "", "search: query `TEMPLATE`, e.g. '{{.company}} headquarters'")
 	fs.StringVar(&f.prompt, "prompt", "", "agent, chat: input `TEMPLATE` (the user message)")

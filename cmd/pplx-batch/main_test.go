@@ -266,7 +266,7 @@ func TestUsageErrorsCallNothing(t *testing.T) {
 		{"bad template", keyEnv(), []string{"--input", in, "--output", out, "--query", "{{.company"}, "--query"},
 		{"missing column", keyEnv(), []string{"--input", in, "--output", out, "--query", "{{.name}}"}, "company_id, company, country"},
 		{"missing id column", keyEnv(), []string{"--input", in, "--output", out, "--query", "{{.company}}", "--id", "nope"}, `--id "nope"`},
-		{"unknown output format", keyEnv(), []string{"--input", in, "--output", filepath.Join(dir, "out.csv"), "--query", "x"}, "cannot tell the format"},
+		{"unknown output format", keyEnv(), []string{"--input", in, "--output", filepath.Join(dir, "out.txt"), "--query", "x"}, "cannot tell the format"},
 		{"missing input file", keyEnv(), []string{"--input", filepath.Join(dir, "nope.csv"), "--output", out, "--query", "x"}, "nope.csv"},
 		{"stdin without format", keyEnv(), []string{"--input", "-", "--output", out, "--query", "x"}, "--input-format"},
 		{"no key", nil, []string{"--input", in, "--output", out, "--query", "x"}, "PERPLEXITY_API_KEY"},

@@ -36,7 +36,9 @@ type finalCounts struct {
 // a live write that fails, falls back to writing from the journal.
 type outputs struct {
 	log        zerolog.Logger
-	format     string // jsonl or parquet
+	format     string           // jsonl, parquet or csv
+	data       *sink.DataSchema // the layout of structured answers, or nil
+	search     bool             // the rows are Search API results
 	path       string
 	errPath    string
 	journal    *pipeline.Journal
@@ -70,7 +72,15 @@ func pendingRuns(path string) []pipeline.PendingRun {
 }
 
 func openOutputs(f *runFlags, j *job, e env, log zerolog.Logger) (*outputs, error) {
-	o := &outputs{log: log, format: j.outFormat, path: f.output, errPath: j.errorsPath}
+	o := &outputs{log: log, format: j.outFormat, path: f.output, errPath: j.errorsPath,
+		search: j.pipe.Mode == pipeline.ModeSearch}
+	if sch := j.pipe.Schema; sch != nil && f.output != "-" {
+		ds, err := sink.NewDataSchema(sch.JSON)
+		if err != nil {
+			return nil, usagef("--schema: %v", err)
+		}
+		o.data = ds
+	}
 	if f.output == "-" {
 		o.streamOnly = true
 		o.stdout = sink.NewJSONL[sink.Row](e.stdout)
@@ -165,8 +175,11 @@ func (o *outputs) dropLive() {
 
 // createOutput creates the writer of the output file.
 func (o *outputs) createOutput() (rowSink, error) {
-	if o.format == "parquet" {
-		return sink.CreateParquet(o.path, sink.ParquetOptions{})
+	switch o.format {
+	case "parquet":
+		return sink.CreateParquet(o.path, sink.ParquetOptions{Data: o.data})
+	case "csv":
+		return sink.CreateCSV(o.path, sink.CSVOptions{Data: o.data, Search: o.search})
 	}
 	return sink.CreateJSONL[sink.Row](o.path)
 }

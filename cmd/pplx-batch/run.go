@@ -317,8 +317,13 @@ func outputFormat(path, format string) (string, error) {
 			return "jsonl", nil
 		case "parquet":
 			return "parquet", nil
+		case "csv":
+			if path == "-" {
+				return "", errors.New("--output-format csv needs an output file: --output - writes JSONL")
+			}
+			return "csv", nil
 		}
-		return "", fmt.Errorf("--output-format must be jsonl or parquet, not %q", format)
+		return "", fmt.Errorf("--output-format must be jsonl, parquet or csv, not %q", format)
 	}
 	if path == "-" {
 		return "jsonl", nil
@@ -328,8 +333,10 @@ func outputFormat(path, format string) (string, error) {
 		return "jsonl", nil
 	case ".parquet":
 		return "parquet", nil
+	case ".csv":
+		return "csv", nil
 	}
-	return "", fmt.Errorf("--output %s: cannot tell the format from the extension (.jsonl, .ndjson or .parquet); give --output-format", path)
+	return "", fmt.Errorf("--output %s: cannot tell the format from the extension (.jsonl, .ndjson, .parquet or .csv); give --output-format", path)
 }
 
 // defaultErrorsPath puts the errors file beside the output:

@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pplx-batch/pplx-batch/sim"
 	"github.com/pplx-batch/pplx-batch/sink"
@@ -188,6 +191,151 @@ func TestPlanShowsDataColumns(t *testing.T) {
 		"data.founded INT64", "data.on DATE", "data.x STRING (JSON text)", "warning: --schema: data.x has no column type"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("plan does not show %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// runStructured runs an agent job with structuredSchema over n companies
+// into the output file name (its extension picks the format) and returns
+// its path.
+func runStructured(t *testing.T, n int, name string) string {
+	t.Helper()
+	ts, _ := startSim(t, sim.Config{})
+	in := writeFile(t, "in.csv", companies(n))
+	schema := writeFile(t, "company.json", structuredSchema)
+	out := filepath.Join(t.TempDir(), name)
+	r := runMain(t, "", keyEnv(), "run", "--mode", "agent", "--input", in, "--output", out, "--prompt", "{{.company}}",
+		"--schema", schema, "--concurrency", "8", "--base-url", ts.URL)
+	if r.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", r.code, r.stderr)
+	}
+	return out
+}
+
+// decodeJSON decodes s into plain Go values (numbers as float64).
+func decodeJSON(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return v
+}
+
+// TestStructuredParquet checks the typed data column of a 300-row agent
+// job: its layout, and every row's value equal to the server's answer, as
+// parquet-go reads it and, with PPLX_DUCKDB_NODE_DIR, as DuckDB does.
+func TestStructuredParquet(t *testing.T) {
+	const n = 300
+	out := runStructured(t, n, "out.parquet")
+	rows := readParquetMaps(t, out)
+	if len(rows) != n {
+		t.Fatalf("%d rows, want %d", len(rows), n)
+	}
+	for _, m := range rows {
+		row := m["row"].(int64)
+		want := decodeJSON(t, sim.AgentJSONContent([]byte(structuredSchema), fmt.Sprintf("Company %d, Inc.", row))).(map[string]any)
+		data, ok := m["data"].(map[string]any)
+		if !ok {
+			t.Fatalf("row %d: data %#v", row, m["data"])
+		}
+		// parquet-go gives INT64 as int64 and DATE as days since 1970.
+		got := map[string]any{}
+		for k, v := range data {
+			switch v := v.(type) {
+			case int64:
+				got[k] = float64(v)
+			case int32:
+				got[k] = time.Unix(int64(v)*86400, 0).UTC().Format(time.DateOnly)
+			default:
+				got[k] = v
+			}
+		}
+		if _, ok := want["listed_on"]; !ok {
+			want["listed_on"] = nil
+		}
+		if hq := want["hq"].(map[string]any); hq["country"] == nil {
+			hq["country"] = nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("row %d: data\n got %#v\nwant %#v", row, got, want)
+		}
+	}
+
+	if os.Getenv("PPLX_DUCKDB_NODE_DIR") == "" {
+		return
+	}
+	desc := duckdbQuery(t, out, "SELECT column_type FROM (DESCRIBE SELECT data FROM FILE)")
+	const wantType = `STRUCT(ceo VARCHAR, founded BIGINT, revenue DOUBLE, public BOOLEAN, size VARCHAR, ` +
+		`sources VARCHAR[], hq STRUCT(city VARCHAR, country VARCHAR), listed_on DATE)`
+	if len(desc) != 1 || desc[0]["column_type"] != wantType {
+		t.Errorf("DESCRIBE data: %v\nwant %s", desc, wantType)
+	}
+	typed := duckdbQuery(t, out, `SELECT input.company, data.ceo, data.founded, typeof(data.founded) AS t FROM FILE WHERE "row" = 7`)
+	want := decodeJSON(t, sim.AgentJSONContent([]byte(structuredSchema), "Company 7, Inc.")).(map[string]any)
+	if len(typed) != 1 || typed[0]["company"] != "Company 7, Inc." || typed[0]["ceo"] != want["ceo"] ||
+		fmt.Sprint(typed[0]["founded"]) != fmt.Sprint(want["founded"]) || typed[0]["t"] != "BIGINT" {
+		t.Errorf("SELECT input.company, data.ceo, data.founded: %v; want ceo %v founded %v", typed, want["ceo"], want["founded"])
+	}
+	all := duckdbQuery(t, out, `SELECT "row", to_json(data)::VARCHAR AS d FROM FILE ORDER BY "row"`)
+	if len(all) != n {
+		t.Fatalf("duckdb: %d rows, want %d", len(all), n)
+	}
+	for _, r := range all {
+		row := fmt.Sprint(r["row"])
+		want := decodeJSON(t, sim.AgentJSONContent([]byte(structuredSchema), "Company "+row+", Inc.")).(map[string]any)
+		got := decodeJSON(t, r["d"].(string)).(map[string]any)
+		if got["listed_on"] == nil {
+			delete(got, "listed_on")
+		}
+		if hq := got["hq"].(map[string]any); hq["country"] == nil {
+			delete(hq, "country")
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("duckdb row %s: data\n got %v\nwant %v", row, got, want)
+		}
+	}
+}
+
+// TestStructuredCSV checks the answer columns of a CSV output with a
+// schema: one per top-level property, strings as they are, the rest as
+// JSON text.
+func TestStructuredCSV(t *testing.T) {
+	const n = 30
+	out := runStructured(t, n, "out.csv")
+	got, err := csv.NewReader(strings.NewReader(readFile(t, out))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := []string{"ceo", "founded", "revenue", "public", "size", "sources", "hq", "listed_on"}
+	wantHeader := slices.Concat([]string{"company_id", "company", "country", "status", "error"}, props)
+	if !slices.Equal(got[0], wantHeader) {
+		t.Fatalf("header %q, want %q", got[0], wantHeader)
+	}
+	if len(got) != n+1 {
+		t.Fatalf("%d rows, want %d", len(got)-1, n)
+	}
+	for i, rec := range got[1:] {
+		company := fmt.Sprintf("Company %d, Inc.", i+1)
+		if !slices.Equal(rec[:5], []string{fmt.Sprintf("C%03d", i+1), company, "DE", "ok", ""}) {
+			t.Errorf("row %d: %q", i+1, rec[:5])
+		}
+		var answer map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(sim.AgentJSONContent([]byte(structuredSchema), company)), &answer); err != nil {
+			t.Fatal(err)
+		}
+		for j, p := range props {
+			want := ""
+			if v, ok := answer[p]; ok {
+				want = compactString(t, string(v))
+				var s string
+				if json.Unmarshal(v, &s) == nil {
+					want = s
+				}
+			}
+			if rec[5+j] != want {
+				t.Errorf("row %d %s: %q, want %q", i+1, p, rec[5+j], want)
+			}
 		}
 	}
 }
