@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -93,12 +91,15 @@ func day(y int, m time.Month, d int) int32 {
 // micros returns the TIMESTAMP(µs) value of an instant.
 func micros(t time.Time) int64 { return t.UnixNano() / 1000 }
 
-// dataRowCases are answers and their data column as parquet-go reads it
-// back (DATE as days, TIMESTAMP as microseconds), written out by hand.
-func dataRowCases() []struct {
+// dataRowCase is an answer and its data column as parquet-go reads it.
+type dataRowCase struct {
 	name, data string
 	want       any
-} {
+}
+
+// dataRowCases are answers and their data column as parquet-go reads it
+// back (DATE as days, TIMESTAMP as microseconds), written out by hand.
+func dataRowCases() []dataRowCase {
 	// base is a data value with every optional field null.
 	base := func(kv ...any) map[string]any {
 		m := map[string]any{"name": "x", "n": int64(1), "score": nil, "ok": nil, "size": nil, "tags": []any{},
@@ -112,10 +113,7 @@ func dataRowCases() []struct {
 	person := func(who, age, roles any) map[string]any {
 		return map[string]any{"who": who, "age": age, "roles": roles}
 	}
-	return []struct {
-		name, data string
-		want       any
-	}{
+	return []dataRowCase{
 		{"every field", `{"name":"Acme ünï <&>","n":-42,"score":2.5,"ok":true,"size":"m","tags":["a","","c"],
 			"people":[{"who":"Ann","age":50,"roles":["ceo","founder"]},{"who":"Bob","roles":[]},{"who":"Cy","age":null}],
 			"grid":[[1,null,3],[],[4]],"day":"2024-02-29","at":"2024-02-29T10:11:12.345678+02:00",
@@ -152,7 +150,10 @@ func dataRowCases() []struct {
 	}
 }
 
-func TestParquetDataValues(t *testing.T) {
+// dataTestRows returns the layout of dataTestSchema, dataRowCases and a
+// row for each case.
+func dataTestRows(t *testing.T) (*DataSchema, []dataRowCase, []Row) {
+	t.Helper()
 	d, err := NewDataSchema([]byte(dataTestSchema))
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +167,11 @@ func TestParquetDataValues(t *testing.T) {
 		}
 		rows = append(rows, r)
 	}
+	return d, cases, rows
+}
+
+func TestParquetDataValues(t *testing.T) {
+	d, cases, rows := dataTestRows(t)
 	// Small row groups: data spans several.
 	for _, groupRows := range []int{3, 1000} {
 		pf := readParquet(t, writeParquet(t, ParquetOptions{Data: d, RowGroupRows: groupRows}, rows))
@@ -248,17 +254,5 @@ func TestParquetDataSchemaGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := readParquet(t, writeParquet(t, ParquetOptions{Data: d}, sampleRows())).schema + "\n"
-	golden := filepath.Join("testdata", "schema_data.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestParquetDataSchemaGolden -update ./sink/ to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("schema:\n got %s\nwant %s", got, want)
-	}
+	checkGolden(t, "schema_data.golden", got)
 }

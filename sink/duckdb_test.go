@@ -21,54 +21,15 @@ import (
 //	mkdir -p /tmp/duckdb && cd /tmp/duckdb && npm install --no-save @duckdb/node-api
 //	PPLX_DUCKDB_NODE_DIR=/tmp/duckdb go test -run DuckDB ./sink/
 func TestDuckDBReadsParquet(t *testing.T) {
-	nodeDir := os.Getenv("PPLX_DUCKDB_NODE_DIR")
-	if nodeDir == "" {
-		t.Skip("PPLX_DUCKDB_NODE_DIR is not set")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("PPLX_DUCKDB_NODE_DIR is set but node is missing: %v", err)
-	}
-	script, err := filepath.Abs(filepath.Join("testdata", "duckdb_describe.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	rows := sampleRows()
 	rows[0].Input = json.RawMessage(`{"company":"Acme","n":3,"a,b":"comma","a.b":"dot","name":null,"o":{"k":[1,2]}}`)
 	rows[1].Input = json.RawMessage(`{"company":"Ünïcødé 日本語","extra":"x","n":1.5}`)
 	rows[2].Input = json.RawMessage(`{"a.b":"only dot"}`)
 	rows[3].Input = json.RawMessage(`null`)
-	name := filepath.Join(t.TempDir(), "out.parquet")
-	w, err := CreateParquet(name, ParquetOptions{RowGroupRows: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rows {
-		if err := w.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	name := createParquetFile(t, ParquetOptions{RowGroupRows: 3}, rows)
 
-	cmd := exec.CommandContext(t.Context(), node, script, nodeDir, name,
+	got := duckdbRun(t, name,
 		`SELECT input."a,b" AS ab, input."a.b" AS adotb, results[1].url AS url, usage.cost_usd AS cost, len(citations) AS n FROM FILE ORDER BY "row"`)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
-	}
-	var got struct {
-		Describe []struct{ Name, Type string }
-		Rows     []json.RawMessage
-		Queries  [][]map[string]any
-	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("decode %s: %v", out, err)
-	}
 
 	wantDescribe := []struct{ Name, Type string }{
 		{"id", "VARCHAR"},
@@ -192,32 +153,8 @@ func duckJSON(v any) any {
 // reads back in TestParquetDataValues), so that two readers agree on the
 // levels of nested lists, structs and nulls.
 func TestDuckDBReadsParquetData(t *testing.T) {
-	d, err := NewDataSchema([]byte(dataTestSchema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := dataRowCases()
-	var rows []Row
-	for i, tc := range cases {
-		r := Row{ID: strconv.Itoa(i + 1), Row: int64(i + 1), Status: StatusOK, Input: json.RawMessage(`{"k":"v"}`)}
-		if tc.data != "" {
-			r.Data = json.RawMessage(tc.data)
-		}
-		rows = append(rows, r)
-	}
-	name := filepath.Join(t.TempDir(), "out.parquet")
-	w, err := CreateParquet(name, ParquetOptions{Data: d, RowGroupRows: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rows {
-		if err := w.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	d, cases, rows := dataTestRows(t)
+	name := createParquetFile(t, ParquetOptions{Data: d, RowGroupRows: 4}, rows)
 	got := duckdbRun(t, name, `SELECT data FROM FILE ORDER BY "row"`,
 		`SELECT data.name, data.n, data.day, data.people[1].who AS who, data.hq.geo.lat AS lat FROM FILE WHERE "row" = 1`)
 
@@ -243,6 +180,26 @@ func TestDuckDBReadsParquetData(t *testing.T) {
 	if !reflect.DeepEqual(got.Queries[1], wantQuery) {
 		t.Errorf("query:\n got %#v\nwant %#v", got.Queries[1], wantQuery)
 	}
+}
+
+// createParquetFile writes rows to the file out.parquet in a temporary
+// folder and returns its name.
+func createParquetFile(t *testing.T, opt ParquetOptions, rows []Row) string {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "out.parquet")
+	w, err := CreateParquet(name, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
 
 // duckdbOutput is what testdata/duckdb_describe.mjs prints.

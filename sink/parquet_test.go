@@ -303,8 +303,14 @@ func TestParquetInputColumnOrder(t *testing.T) {
 
 func TestParquetSchemaGolden(t *testing.T) {
 	data := writeParquet(t, ParquetOptions{}, sampleRows())
-	got := readParquet(t, data).schema + "\n"
-	golden := filepath.Join("testdata", "schema.golden")
+	checkGolden(t, "schema.golden", readParquet(t, data).schema+"\n")
+}
+
+// checkGolden compares got with the golden file testdata/name, which
+// -update rewrites.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
 	if *update {
 		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
@@ -312,10 +318,10 @@ func TestParquetSchemaGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
-		t.Fatalf("%v (run go test -run TestParquetSchemaGolden -update ./sink/ to create it)", err)
+		t.Fatalf("%v (run go test -run %s -update ./sink/ to create it)", err, t.Name())
 	}
 	if got != string(want) {
-		t.Errorf("schema:\n got %s\nwant %s", got, want)
+		t.Errorf("%s:\n got %s\nwant %s", name, got, want)
 	}
 }
 
