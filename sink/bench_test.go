@@ -3,6 +3,8 @@ package sink
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -84,5 +86,76 @@ func BenchmarkParquet(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 			b.ReportMetric(float64(out.n)/float64(b.N), "out-B/row")
 		})
+	}
+}
+
+// benchDataRows returns n agent rows with a structured answer of
+// dataTestSchema's kind: strings, numbers, a list of structs, a date.
+func benchDataRows(n int) []Row {
+	rows := benchRows(n)
+	for i := range rows {
+		rows[i].Results = nil
+		rows[i].Content = fmt.Sprintf(`{"name":"Company %d"}`, i)
+		rows[i].Data = json.RawMessage(fmt.Sprintf(`{"name":"CEO of Company %d","n":%d,"score":%d.5,"ok":true,"size":"m",`+
+			`"tags":["https://example.com/%d","https://example.org/%d"],"people":[{"who":"Ann","age":50,"roles":["ceo"]},{"who":"Bob"}],`+
+			`"day":"2024-02-%02d","at":"2024-02-29T10:11:12Z","hq":{"city":"Paris","geo":{"lat":48.85,"lon":2.35}}}`, i, 1900+i%120, i, i, i, 1+i%28))
+	}
+	return rows
+}
+
+func BenchmarkParquetData(b *testing.B) {
+	d, err := NewDataSchema([]byte(dataTestSchema))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := benchDataRows(1024)
+	var out countWriter
+	w, err := NewParquet(&out, ParquetOptions{Data: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := w.Write(rows[i%len(rows)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(out.n)/float64(b.N), "out-B/row")
+}
+
+// BenchmarkCSV writes rows in an order far from row order (the worst case
+// for Close, which reads each row back on its own) to a file, Close
+// included.
+func BenchmarkCSV(b *testing.B) {
+	d, err := NewDataSchema([]byte(dataTestSchema))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := benchDataRows(1024)
+	name := filepath.Join(b.TempDir(), "out.csv")
+	w, err := CreateCSV(name, CSVOptions{Data: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		r := rows[i%len(rows)]
+		r.Row = int64(b.N - i)
+		if err := w.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	if fi, err := os.Stat(name); err == nil {
+		b.ReportMetric(float64(fi.Size())/float64(b.N), "out-B/row")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -352,56 +353,68 @@ func leafPaths(n *dataNode) [][]dataStep {
 // in the layout's order.
 type dataObj []any
 
-// conform checks the decoded JSON value v against the layout n and returns
-// it in the form encodeData writes: nil for null, dataObj for an object,
-// []any for a list, a parquet.Value for a leaf. ok is false when v does
-// not fit n and n is not nullable: then v's nearest nullable ancestor is
+// conform checks the JSON value raw (valid JSON, without surrounding
+// space; nil for a missing value) against the layout n and returns it in
+// the form encodeData writes: nil for null, dataObj for an object, []any
+// for a list, a parquet.Value for a leaf. ok is false when raw does not
+// fit n and n is not nullable: then its nearest nullable ancestor is
 // written as null (the root, data, always is). A value that does not fit
 // a nullable node is written as null. Values do not fit when they are
 // missing or null where the layout is not nullable, of another JSON type,
-// an integer out of the range of INT64 (or not exact in a double), or a
-// date or time that does not parse. Object members that are not in the
-// layout are left out.
-func conform(n *dataNode, v any) (out any, ok bool) {
-	if v == nil {
+// an integer out of the range of INT64 (or, written with a fraction or an
+// exponent, beyond 2^53), or a date or time that does not parse. Object
+// members that are not in the layout are left out; of a member that
+// repeats, the last counts. Leaf values may point into raw.
+func conform(n *dataNode, raw []byte) (out any, ok bool) {
+	if raw == nil || string(raw) == "null" {
 		return nil, n.optional
 	}
 	switch n.kind {
 	case dataObject:
-		obj, isObj := v.(orderedObject)
-		if !isObj {
+		if raw[0] != '{' {
 			return nil, n.optional
 		}
-		vals := make([]any, len(n.fields))
-		for _, m := range obj {
-			if i, ok := n.index[m.key]; ok {
-				vals[i] = m.value // a key that repeats: the last value counts
+		members, err := parseInput(raw, nil)
+		if err != nil {
+			return nil, n.optional
+		}
+		fields := make([][]byte, len(n.fields))
+		for _, m := range members {
+			if i, ok := n.index[string(m.key)]; ok {
+				fields[i] = m.value
 			}
 		}
+		vals := make(dataObj, len(n.fields))
 		for i, f := range n.fields {
-			c, ok := conform(f.node, vals[i])
+			c, ok := conform(f.node, fields[i])
 			if !ok {
 				return nil, n.optional
 			}
 			vals[i] = c
 		}
-		return dataObj(vals), true
+		return vals, true
 	case dataList:
-		arr, isArr := v.([]any)
-		if !isArr {
+		if raw[0] != '[' {
 			return nil, n.optional
 		}
-		out := make([]any, len(arr))
-		for i, el := range arr {
-			c, ok := conform(n.elem, el)
+		out := []any{}
+		for i := skipSpace(raw, 1); i < len(raw) && raw[i] != ']'; {
+			end := valueEnd(raw, i)
+			if end < 0 {
+				return nil, n.optional
+			}
+			c, ok := conform(n.elem, raw[i:end])
 			if !ok {
 				return nil, n.optional
 			}
-			out[i] = c
+			out = append(out, c)
+			if i = skipSpace(raw, end); i < len(raw) && raw[i] == ',' {
+				i = skipSpace(raw, i+1)
+			}
 		}
 		return out, true
 	}
-	val, fits := leafValue(n.kind, v)
+	val, fits := leafValue(n.kind, raw)
 	if !fits {
 		return nil, n.optional
 	}
@@ -454,25 +467,33 @@ func (e *rowEncoder) walkLeaf(path []dataStep, v any, rep, def, depth int) {
 	}
 }
 
-// maxExactInt is the largest integer magnitude that a double holds exactly.
+// maxExactInt is the largest integer magnitude that a double holds
+// exactly.
 const maxExactInt = 1 << 53
 
-// leafValue converts a decoded JSON value to a leaf column value; ok is
-// false when it does not fit the column.
-func leafValue(kind dataKind, v any) (val parquet.Value, ok bool) {
+// leafValue converts the JSON value raw (not null) to a leaf column
+// value; ok is false when it does not fit the column.
+func leafValue(kind dataKind, raw []byte) (val parquet.Value, ok bool) {
+	isString := raw[0] == '"'
+	isNumber := raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9'
 	switch kind {
 	case dataString:
-		if s, ok := v.(string); ok {
-			return strValue(s), true
+		if isString {
+			return parquet.ByteArrayValue(unquote(raw)), true
 		}
 	case dataJSON:
-		b, err := appendJSON(nil, v)
-		if err != nil {
+		var b bytes.Buffer
+		if json.Compact(&b, raw) != nil {
 			return parquet.Value{}, false
 		}
-		return parquet.ByteArrayValue(b), true
+		text := b.Bytes()
+		if !utf8.Valid(text) {
+			text = bytes.ToValidUTF8(text, []byte("\uFFFD"))
+		}
+		return parquet.ByteArrayValue(text), true
 	case dataInt:
-		if n, ok := v.(json.Number); ok {
+		if isNumber {
+			n := json.Number(raw)
 			if i, err := n.Int64(); err == nil {
 				return parquet.Int64Value(i), true
 			}
@@ -482,24 +503,27 @@ func leafValue(kind dataKind, v any) (val parquet.Value, ok bool) {
 			}
 		}
 	case dataFloat:
-		if n, ok := v.(json.Number); ok {
-			if f, err := strconv.ParseFloat(n.String(), 64); err == nil {
+		if isNumber {
+			if f, err := strconv.ParseFloat(string(raw), 64); err == nil {
 				return parquet.DoubleValue(f), true
 			}
 		}
 	case dataBool:
-		if b, ok := v.(bool); ok {
-			return parquet.BooleanValue(b), true
+		switch string(raw) {
+		case "true":
+			return parquet.BooleanValue(true), true
+		case "false":
+			return parquet.BooleanValue(false), true
 		}
 	case dataDate:
-		if s, ok := v.(string); ok {
-			if t, err := time.Parse(time.DateOnly, s); err == nil {
+		if isString {
+			if t, err := time.Parse(time.DateOnly, string(unquote(raw))); err == nil {
 				return parquet.Int32Value(int32(t.Unix() / 86400)), true
 			}
 		}
 	case dataTimestamp:
-		if s, ok := v.(string); ok {
-			if t, ok := parseDateTime(s); ok {
+		if isString {
+			if t, ok := parseDateTime(string(unquote(raw))); ok {
 				return parquet.Int64Value(t.UnixMicro()), true
 			}
 		}
@@ -524,72 +548,10 @@ func parseDateTime(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// appendJSON appends the compact JSON text of a value decoded by
-// decodeOrdered to b, keeping the order of object keys, without HTML
-// escaping.
-func appendJSON(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case bool:
-		return strconv.AppendBool(b, v), nil
-	case json.Number:
-		return append(b, v...), nil
-	case string:
-		return appendJSONString(b, v), nil
-	case []any:
-		b = append(b, '[')
-		for i, x := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendJSON(b, x); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, ']'), nil
-	case orderedObject:
-		b = append(b, '{')
-		for i, m := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, m.key)
-			b = append(b, ':')
-			var err error
-			if b, err = appendJSON(b, m.value); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, '}'), nil
-	}
-	return nil, fmt.Errorf("sink: no JSON for %T", v)
-}
-
-// appendJSONString appends s as a JSON string, without HTML escaping.
-func appendJSONString(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
-}
-
 // dataValid reports whether raw is empty or valid JSON.
 func dataValid(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) == 0 || json.Valid(raw)
-}
-
-// decodeData decodes a row's data for conform: nil for none (absent or
-// null). raw must be valid JSON (see dataValid).
-func decodeData(raw json.RawMessage) (any, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, nil
-	}
-	return decodeOrdered(raw)
 }
 
 // orderedObject is a JSON object that keeps its keys' order.

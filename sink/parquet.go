@@ -483,14 +483,14 @@ func (p *Parquet) encode(r *Row, members []member) parquet.Row {
 	return e.vals
 }
 
-// dataValue returns the value of raw, checked by dataValid, as conform
-// fits it to the layout: nil for no data.
+// dataValue returns raw, checked by dataValid, as conform fits it to the
+// layout: nil for no data.
 func (p *Parquet) dataValue(raw json.RawMessage) any {
-	v, err := decodeData(raw)
-	if err != nil {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
 		return nil
 	}
-	v, _ = conform(p.data.root, v) // the root is nullable
+	v, _ := conform(p.data.root, raw) // the root is nullable
 	return v
 }
 

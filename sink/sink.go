@@ -1,9 +1,11 @@
 // Package sink writes the output of a batch job: one [Row] per input row, as
-// JSONL ([JSONL]) or Parquet ([Parquet]), and the errors file (a [JSONL] of
-// any other row type).
+// JSONL ([JSONL]), Parquet ([Parquet]) or CSV ([CSV]), and the errors file
+// (a [JSONL] of any other row type). With a job's JSON Schema, [DataSchema]
+// gives the structured answers their Parquet columns.
 //
-// Files are written atomically: a writer created with [CreateJSONL] or
-// [CreateParquet] writes to a temporary file ".<name>.tmp-<random>" in the
+// Files are written atomically: a writer created with [CreateJSONL],
+// [CreateParquet] or [CreateCSV] writes to a temporary file
+// ".<name>.tmp-<random>" (a CSV writer uses two) in the
 // directory of the final name and renames it into place only on a
 // successful Close, after flushing it and syncing it to disk; the directory
 // is synced after the rename. Until then the final name does not exist, or
