@@ -21,10 +21,12 @@ import (
 //
 // The mapping is: string → STRING; integer → INT64; number → DOUBLE;
 // boolean → BOOLEAN; a string with format date → DATE, with format
-// date-time → TIMESTAMP (microseconds, UTC); enum and const of strings →
+// date-time → TIMESTAMP (microseconds, adjusted to UTC: an instant, which
+// DuckDB reads as TIMESTAMP WITH TIME ZONE); enum and const of strings →
 // STRING; an array with items → LIST of the items; an object with
-// properties → a struct of them, in the schema's order. A property that
-// is not required, or whose type admits null, is nullable. Anything else
+// properties → a struct of them, in the schema's order (members of an
+// answer that are not among them have no column and are left out). A
+// property that is not required, or whose type admits null, is nullable. Anything else
 // (oneOf, anyOf, allOf, $ref, an object without properties or with free
 // additionalProperties, an array without items, an enum of mixed types, a
 // list of types) is kept as its JSON text in a STRING column; [DataSchema.Text]
