@@ -339,3 +339,60 @@ func TestStructuredCSV(t *testing.T) {
 		}
 	}
 }
+
+// TestStructuredOutputsResumed fails a share of the rows (invalid answers,
+// no asking again), then resumes against a server that answers well: the
+// Parquet and CSV outputs, written from the journal, hold every row's
+// data.
+func TestStructuredOutputsResumed(t *testing.T) {
+	const n = 20
+	bad, _ := startSim(t, sim.Config{Seed: 3, Agent: sim.AgentConfig{PInvalid: 0.5}})
+	good, _ := startSim(t, sim.Config{})
+	in := writeFile(t, "in.csv", companies(n))
+	schema := writeFile(t, "company.json", structuredSchema)
+	dir := t.TempDir()
+	for _, name := range []string{"out.parquet", "out.csv"} {
+		out := filepath.Join(dir, name)
+		run := func(base string) result {
+			return runMain(t, "", keyEnv(), "run", "--mode", "agent", "--input", in, "--output", out, "--prompt", "{{.company}}",
+				"--schema", schema, "--schema-retries", "0", "--base-url", base)
+		}
+		if r := run(bad.URL); r.code != exitRowsFailed {
+			t.Fatalf("%s: exit %d, want some rows failed; stderr:\n%s", name, r.code, r.stderr)
+		}
+		if r := run(good.URL); r.code != exitOK {
+			t.Fatalf("%s: resume: exit %d; stderr:\n%s", name, r.code, r.stderr)
+		}
+		var ceos []string
+		if name == "out.parquet" {
+			rows := readParquetMaps(t, out)
+			slices.SortFunc(rows, func(a, b map[string]any) int { return int(a["row"].(int64) - b["row"].(int64)) })
+			for _, m := range rows {
+				data, _ := m["data"].(map[string]any)
+				ceo, _ := data["ceo"].(string)
+				ceos = append(ceos, ceo)
+			}
+		} else {
+			recs, err := csv.NewReader(strings.NewReader(readFile(t, out))).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range recs[1:] {
+				ceos = append(ceos, rec[5])
+			}
+		}
+		if len(ceos) != n {
+			t.Fatalf("%s: %d rows, want %d", name, len(ceos), n)
+		}
+		for i, ceo := range ceos {
+			company := fmt.Sprintf("Company %d, Inc.", i+1)
+			var want struct{ CEO string }
+			if err := json.Unmarshal([]byte(sim.AgentJSONContent([]byte(structuredSchema), company)), &want); err != nil {
+				t.Fatal(err)
+			}
+			if ceo != want.CEO {
+				t.Errorf("%s row %d: ceo %q, want %q", name, i+1, ceo, want.CEO)
+			}
+		}
+	}
+}
