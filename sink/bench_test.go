@@ -47,9 +47,34 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 func BenchmarkJSONL(b *testing.B) {
-	rows := benchRows(1024)
 	var out countWriter
-	w := NewJSONL[Row](&out)
+	benchWrite(b, NewJSONL[Row](&out), &out, benchRows(1024))
+}
+
+func BenchmarkParquet(b *testing.B) {
+	for _, compression := range []string{"zstd", "snappy", "none"} {
+		b.Run(compression, func(b *testing.B) {
+			benchParquet(b, ParquetOptions{Compression: compression}, benchRows(1024))
+		})
+	}
+}
+
+// benchParquet writes b.N of rows, in turn, with a Parquet writer.
+func benchParquet(b *testing.B, opt ParquetOptions, rows []Row) {
+	var out countWriter
+	w, err := NewParquet(&out, opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchWrite(b, w, &out, rows)
+}
+
+// benchWrite writes b.N of rows, in turn, with w, which writes to out,
+// and closes it.
+func benchWrite(b *testing.B, w interface {
+	Write(Row) error
+	Close() error
+}, out *countWriter, rows []Row) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -62,31 +87,6 @@ func BenchmarkJSONL(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(out.n)/float64(b.N), "out-B/row")
-}
-
-func BenchmarkParquet(b *testing.B) {
-	for _, compression := range []string{"zstd", "snappy", "none"} {
-		b.Run(compression, func(b *testing.B) {
-			rows := benchRows(1024)
-			var out countWriter
-			w, err := NewParquet(&out, ParquetOptions{Compression: compression})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if err := w.Write(rows[i%len(rows)]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := w.Close(); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-			b.ReportMetric(float64(out.n)/float64(b.N), "out-B/row")
-		})
-	}
 }
 
 // benchDataRows returns n agent rows with a structured answer of
@@ -108,24 +108,7 @@ func BenchmarkParquetData(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rows := benchDataRows(1024)
-	var out countWriter
-	w, err := NewParquet(&out, ParquetOptions{Data: d})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		if err := w.Write(rows[i%len(rows)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	b.ReportMetric(float64(out.n)/float64(b.N), "out-B/row")
+	benchParquet(b, ParquetOptions{Data: d}, benchDataRows(1024))
 }
 
 // BenchmarkCSV writes rows in an order far from row order (the worst case
