@@ -269,6 +269,7 @@ func TestUsageErrorsCallNothing(t *testing.T) {
 		{"unknown output format", keyEnv(), []string{"--input", in, "--output", filepath.Join(dir, "out.txt"), "--query", "x"}, "cannot tell the format"},
 		{"missing input file", keyEnv(), []string{"--input", filepath.Join(dir, "nope.csv"), "--output", out, "--query", "x"}, "nope.csv"},
 		{"stdin without format", keyEnv(), []string{"--input", "-", "--output", out, "--query", "x"}, "--input-format"},
+		{"parquet to stdout", keyEnv(), []string{"--input", in, "--output", "-", "--output-format", "parquet", "--query", "x"}, "--output-format parquet needs an output file"},
 		{"no key", nil, []string{"--input", in, "--output", out, "--query", "x"}, "PERPLEXITY_API_KEY"},
 		{"unknown flag", keyEnv(), []string{"--input", in, "--output", out, "--query", "x", "--colour", "blue"}, "colour"},
 		{"unknown config key", keyEnv(), []string{"--config", badCfg, "--input", in, "--output", out}, "job.yaml:3: unknown key \"colour\""},

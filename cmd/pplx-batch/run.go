@@ -315,13 +315,11 @@ func outputFormat(path, format string) (string, error) {
 		switch strings.ToLower(format) {
 		case "jsonl", "ndjson":
 			return "jsonl", nil
-		case "parquet":
-			return "parquet", nil
-		case "csv":
+		case "parquet", "csv":
 			if path == "-" {
-				return "", errors.New("--output-format csv needs an output file: --output - writes JSONL")
+				return "", fmt.Errorf("--output-format %s needs an output file: --output - writes JSONL", strings.ToLower(format))
 			}
-			return "csv", nil
+			return strings.ToLower(format), nil
 		}
 		return "", fmt.Errorf("--output-format must be jsonl, parquet or csv, not %q", format)
 	}
