@@ -45,12 +45,16 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./sink ./source ./pipeline ./pplx | tee bench/new.txt
 
 # bench-limiter runs the real binary against `pplx-batch sim` in the
-# rate-limit scenarios of issue 3 (every header style, no headers, a limit
-# halved and doubled, 1-second answers), each in real time, about five
-# minutes in all, and prints a table of the allowed and achieved rate, the
-# share of 429s, the retries and the time to follow a limit change, next to
-# their bars; it fails when a bar is missed. SCENARIOS='headers seconds'
-# runs a subset by name; SCENARIO_DIR=dir keeps each run's files and logs.
+# rate-limit scenarios (every header style, with buckets of a second and of
+# a quarter second, no headers, a limit halved and doubled, 1-second answers
+# and the ramp to them, an 8-second outage, and 4 and 8 processes sharing
+# one key through Redis, which needs redis-server), each in real time,
+# about seven minutes in all, and prints a table of the allowed and
+# achieved rate, the share of 429s, the retries and the time to follow a
+# limit change, next to their bars; it fails when a bar is missed.
+# SCENARIOS='burst 10 epoch,shared 4' runs a subset by name;
+# SCENARIO_MATRIX=full adds bursts of 20 and processes that do not share;
+# SCENARIO_DIR=dir keeps each run's files and logs.
 .PHONY: bench-limiter
 bench-limiter: build
 	PPLX_BATCH_BIN=$(CURDIR)/$(BIN) $(GO) test -tags scenario -run '^TestScenarios$$' -count=1 -v -timeout 30m ./cmd/pplx-batch/
