@@ -228,15 +228,7 @@ func (s *Server) agentCancel(w http.ResponseWriter, r *http.Request, apiKey, id 
 // malformed fingerprint. It is safe for concurrent use.
 func (s *Server) AgentAnswered(fingerprint string) int {
 	k, ok := parseAgentFingerprint(fingerprint)
-	if !ok {
-		return 0
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rc := s.requests[k]; rc != nil {
-		return int(rc.answered)
-	}
-	return 0
+	return s.answered(k, ok)
 }
 
 // AgentRuns returns how many background runs the server created for

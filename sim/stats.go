@@ -100,6 +100,12 @@ func (s *Server) Stats() Stats {
 // record per distinct request admitted.
 func (s *Server) Answered(fingerprint string) int {
 	k, ok := parseFingerprint(fingerprint)
+	return s.answered(k, ok)
+}
+
+// answered returns the complete answers sent for the request with key k,
+// 0 when !ok (a malformed fingerprint) or for an unknown request.
+func (s *Server) answered(k [16]byte, ok bool) int {
 	if !ok {
 		return 0
 	}

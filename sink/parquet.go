@@ -628,25 +628,20 @@ func (e *rowEncoder) null(def int) {
 }
 
 // structList writes one string leaf of an optional list of n elements
-// (isNil: a null list): at definition level 0 for a null list, 1 for an
-// empty one, and 2 for each element, the first at repetition level 0 and
-// the others at 1.
+// (isNil: a null list); see list.
 func (e *rowEncoder) structList(n int, isNil bool, at func(i int) string) {
-	switch {
-	case isNil:
-		e.add(parquet.Value{}, 0, 0)
-	case n == 0:
-		e.add(parquet.Value{}, 0, 1)
-	default:
-		for i := range n {
-			e.add(strValue(at(i)), min(i, 1), 2)
-		}
-	}
-	e.col++
+	e.list(n, isNil, func(i int) parquet.Value { return strValue(at(i)) })
 }
 
 // intList is structList for an INT64 leaf.
 func (e *rowEncoder) intList(n int, isNil bool, at func(i int) int64) {
+	e.list(n, isNil, func(i int) parquet.Value { return parquet.Int64Value(at(i)) })
+}
+
+// list writes one leaf of an optional list of n elements (isNil: a null
+// list): at definition level 0 for a null list, 1 for an empty one, and 2
+// for each element, the first at repetition level 0 and the others at 1.
+func (e *rowEncoder) list(n int, isNil bool, at func(i int) parquet.Value) {
 	switch {
 	case isNil:
 		e.add(parquet.Value{}, 0, 0)
@@ -654,7 +649,7 @@ func (e *rowEncoder) intList(n int, isNil bool, at func(i int) int64) {
 		e.add(parquet.Value{}, 0, 1)
 	default:
 		for i := range n {
-			e.add(parquet.Int64Value(at(i)), min(i, 1), 2)
+			e.add(at(i), min(i, 1), 2)
 		}
 	}
 	e.col++
