@@ -8,10 +8,12 @@
 //	pplx-batch plan  [flags]   check a job, render its first requests, estimate cost and time
 //	pplx-batch version         print the version
 //
-// Each input row becomes one request (a Search API query or a chat
-// completion) rendered from a Go text/template over the row's columns. The
-// requests run as fast as the account's rate limit allows, and one output
-// row per input row streams to JSONL or Parquet.
+// Each input row becomes one request (a Search API query, an Agent API
+// answer, or a chat completion of an OpenAI-compatible endpoint) rendered
+// from a Go text/template over the row's columns. The requests run as fast
+// as the account's rate limit allows, and one output row per input row
+// streams to JSONL, Parquet or CSV; with --schema, answers are validated
+// and become typed columns.
 //
 // Exit codes: 0 every row ok; 1 the run finished but some rows failed (they
 // are in the errors file); 2 usage or configuration error, nothing called;
