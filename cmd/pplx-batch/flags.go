@@ -91,7 +91,14 @@ whose name is not an identifier is reached with {{index . "column name"}}.
 
 Exit codes: 0 every row ok; 1 some rows failed (see the errors file);
 2 usage or configuration error, nothing called; 3 aborted (authentication,
-permission, quota or budget); 130 interrupted (output valid).
+permission, quota, budget, too many failures, Sonar chat retired, or an API
+outage longer than --max-outage; resumable); 130 interrupted (output valid).
+
+With --schema FILE, answers are validated against a JSON Schema and land in
+the data field as typed columns (Parquet) or one column per property (CSV).
+With --shared-limit redis://..., processes on one API key share one rate
+limit, and processes of one --job-id one --max-cost and --max-failures;
+--shard I/N splits an input between processes.
 
 Flags:
 `
