@@ -326,7 +326,7 @@ func TestBackgroundKillAndResume(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for srv.Stats().Agent.Runs < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -335,8 +335,10 @@ func TestBackgroundKillAndResume(t *testing.T) {
 	if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.Exited() {
 		t.Fatalf("the first run was not killed (%v); stderr:\n%s", err, stderr.String())
 	}
-	if st := srv.Stats().Agent; st.Runs != n || st.Status["completed"] != 0 {
-		t.Fatalf("at the kill the server had %d runs (%v completed); want %d pending", st.Runs, st.Status, n)
+	// Every row was submitted, and (3-second runs) most are still pending:
+	// a slow machine may see the first ones end before the kill.
+	if st := srv.Stats().Agent; st.Runs != n || st.Status["completed"] >= n {
+		t.Fatalf("at the kill the server had %d runs (%v); want %d, some of them pending", st.Runs, st.Status, n)
 	}
 	cmd = exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "PERPLEXITY_API_KEY="+testKey)
