@@ -197,29 +197,11 @@ func (s *Server) writeAgentError(w http.ResponseWriter, status int, bad *agentBa
 	w.Write(b)
 }
 
-// writeAgentJSON writes a 200 JSON body, or its cut or garbage form for
-// fault f; ok runs (to count the answer) just before a whole body is
-// written.
+// writeAgentJSON writes a 200 Agent API JSON body, or its cut or garbage
+// form for fault f; ok runs (to count the answer) just before a whole body
+// is written.
 func (s *Server) writeAgentJSON(w http.ResponseWriter, body []byte, f fault, ok func()) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	switch f {
-	case faultGarbage:
-		s.countFault(f)
-		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, `{"id":"resp_`+"\x00\x01 this is not json }")
-	case faultCut:
-		s.countFault(f)
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(body[:len(body)/2])
-		cut(w)
-	default:
-		ok()
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(body)
-	}
+	s.writeJSON(w, body, `{"id":"resp_`, f, ok)
 }
 
 // agentFate draws the fate of the attempt-th admission of request fp.

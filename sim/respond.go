@@ -142,13 +142,21 @@ func (s *Server) answer(w http.ResponseWriter, id string, c *call, f fault) {
 		body = marshal(resp)
 		micros = cost
 	}
+	s.writeJSON(w, body, `{"id":"`+id+`","object":`, f, func() { s.record(c.fp, micros) })
+}
+
+// writeJSON writes a 200 JSON body, or for fault f its cut form (half of
+// it, then the connection closed) or its garbage form (prefix, then bytes
+// that are not JSON); ok runs (to count the answer) just before a whole
+// body is written.
+func (s *Server) writeJSON(w http.ResponseWriter, body []byte, prefix string, f fault, ok func()) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	switch f {
 	case faultGarbage:
 		s.countFault(f)
 		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, `{"id":"`+id+`","object":`+"\x00\x01 this is not json }")
+		io.WriteString(w, prefix+"\x00\x01 this is not json }")
 	case faultCut:
 		s.countFault(f)
 		h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -156,7 +164,7 @@ func (s *Server) answer(w http.ResponseWriter, id string, c *call, f fault) {
 		w.Write(body[:len(body)/2])
 		cut(w)
 	default:
-		s.record(c.fp, micros)
+		ok()
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(http.StatusOK)
 		w.Write(body)
