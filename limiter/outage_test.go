@@ -38,13 +38,7 @@ func runOutage(t *testing.T, o outageRun) outageResult {
 		start := time.Now()
 		m := newServerModel("seconds", []modelSeg{{0, o.rps, o.burst}}, 0, start)
 		lim := New(o.cfg)
-		var draws atomic.Uint64
-		lim.jitter = func(max time.Duration) time.Duration {
-			if max <= 0 {
-				return 0
-			}
-			return time.Duration(unit(draws.Add(1)) * float64(max))
-		}
+		lim.jitter = deterministicJitter()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var (

@@ -60,13 +60,7 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 			m.tokens = 3
 		}
 		lim := New(sc.cfg)
-		var draws atomic.Uint64
-		lim.jitter = func(max time.Duration) time.Duration {
-			if max <= 0 {
-				return 0
-			}
-			return time.Duration(unit(draws.Add(1)) * float64(max))
-		}
+		lim.jitter = deterministicJitter()
 		ctx, cancel := context.WithTimeout(context.Background(), sc.duration)
 		defer cancel()
 		var (
@@ -502,5 +496,17 @@ func TestScenarioRamp(t *testing.T) {
 				t.Errorf("got %.3f%% 429s, want < %.1f%%", 100*share, 100*barHeaders429)
 			}
 		})
+	}
+}
+
+// deterministicJitter returns a jitter function for a Limiter under test:
+// the same sequence of draws in every run.
+func deterministicJitter() func(max time.Duration) time.Duration {
+	var draws atomic.Uint64
+	return func(max time.Duration) time.Duration {
+		if max <= 0 {
+			return 0
+		}
+		return time.Duration(unit(draws.Add(1)) * float64(max))
 	}
 }
