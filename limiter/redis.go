@@ -122,8 +122,12 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 }
 
 // Close stops the retries and closes the connection. Buckets answer
-// [ErrSharedUnavailable] after it.
+// [ErrSharedUnavailable] after it. Closing a nil or closed *Redis does
+// nothing.
 func (r *Redis) Close() error {
+	if r == nil {
+		return nil
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

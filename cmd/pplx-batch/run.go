@@ -412,6 +412,16 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	stopProgress()
 	<-progDone
 	prog.finish()
+	// The shared stores log from goroutines of their own (Redis lost, Redis
+	// back): stop them before the summary goes to the same stderr.
+	if ledger != nil {
+		if err := ledger.Close(); err != nil {
+			log.Warn().Err(err).Msg("shared budget: close")
+		}
+	}
+	if err := sharedLim.Close(); err != nil {
+		log.Warn().Err(err).Msg("shared limit: close")
+	}
 
 	var fatal *pipeline.FatalError
 	interrupted := errors.Is(runErr, pipeline.ErrStopped) || errors.Is(runErr, context.Canceled)
