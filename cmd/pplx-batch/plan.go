@@ -177,7 +177,7 @@ func planCommand(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "pplx-batch plan: --tier must be between 0 and 5, not %d\n", tier)
 		return exitUsage
 	}
-	if _, _, err := newLogger(io.Discard, f.logLevel, f.logFormat); err != nil {
+	if _, _, _, err := newLogger(io.Discard, f.logLevel, f.logFormat); err != nil {
 		fmt.Fprintf(e.stderr, "pplx-batch plan: %v\n", err)
 		return exitUsage
 	}

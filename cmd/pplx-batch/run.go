@@ -55,11 +55,12 @@ func runCommand(ctx context.Context, args []string, e env) int {
 			return exitUsage
 		}
 	}
-	log, sw, err := newLogger(e.stderr, f.logLevel, f.logFormat)
+	log, sw, stderr, err := newLogger(e.stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pplx-batch run: %v\n", err)
 		return exitUsage
 	}
+	e.stderr = stderr // shared with the logger, whose goroutines may still write
 	code, err := run(ctx, &f, e, log, sw)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pplx-batch run: %v\n", err)
