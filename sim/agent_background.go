@@ -179,6 +179,9 @@ func (s *Server) agentGet(w http.ResponseWriter, r *http.Request, apiKey, id str
 	s.settleLocked(run, now)
 	poll := run.polls
 	run.polls++
+	if poll == 0 {
+		s.stats.Agent.PolledRuns++
+	}
 	body := marshal(s.runSnapshot(run, now))
 	s.mu.Unlock()
 

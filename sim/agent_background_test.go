@@ -75,7 +75,7 @@ func TestAgentBackground(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if st.Agent.Runs != 1 || st.Agent.Polls != 5 || st.Agent.Status[pplx.StatusCompleted] != 1 || st.Agent.MaxRunsPerRequest != 1 ||
+	if st.Agent.Runs != 1 || st.Agent.Polls != 5 || st.Agent.PolledRuns != 1 || st.Agent.Status[pplx.StatusCompleted] != 1 || st.Agent.MaxRunsPerRequest != 1 ||
 		st.Agent.Answered != 0 {
 		t.Errorf("got stats %+v, want one run, 5 polls, completed once", st.Agent)
 	}

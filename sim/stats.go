@@ -53,6 +53,10 @@ type AgentStats struct {
 	Runs    int64 `json:"runs"`
 	Polls   int64 `json:"polls"`
 	Cancels int64 `json:"cancels"`
+	// PolledRuns counts the background runs polled at least once (a GET
+	// of a known run, answered or not): a client that records a run before
+	// it polls has recorded every one of them.
+	PolledRuns int64 `json:"polled_runs"`
 	// MaxRunsPerRequest is the most background runs created for one
 	// request ([AgentFingerprint]): 1 when no row's run was submitted
 	// twice. [Server.AgentRuns] gives the count of one request.
