@@ -167,17 +167,8 @@ func (c *Client) Search(ctx context.Context, req *SearchRequest) (*SearchRespons
 	if err != nil {
 		return nil, meta, err
 	}
-	// The flat result list, the common form, decodes in one pass; the
-	// nested form of multi-query searches takes SearchResults' own path.
-	var flat struct {
-		ID         string         `json:"id"`
-		Results    []SearchResult `json:"results"`
-		ServerTime string         `json:"server_time"`
-	}
-	var out SearchResponse
-	if json.Unmarshal(b, &flat) == nil {
-		out = SearchResponse{ID: flat.ID, Results: flat.Results, ServerTime: flat.ServerTime}
-	} else if err := json.Unmarshal(b, &out); err != nil {
+	out, err := decodeSearch(b)
+	if err != nil {
 		return nil, meta, c.decodeError(resp, b, err)
 	}
 	if out.ID != "" {
