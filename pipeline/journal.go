@@ -83,6 +83,7 @@ type Journal struct {
 	jsonBytes int                  // JSON bytes in entries
 	oldest    time.Time            // when the first of entries was written
 	chunk     []byte               // scratch for a chunk
+	scratch   []byte               // scratch for a row's JSON
 	dirty     bool                 // written since the last sync
 	stopSync  chan struct{}        // closed by Close to end syncLoop
 	synced    chan struct{}        // closed when syncLoop has ended
@@ -373,13 +374,6 @@ func (j *Journal) Write(r Result) error {
 	if len(r.RequestHash) > maxEntryText {
 		return fmt.Errorf("journal: row %d: request hash of %d bytes", r.Row.Row, len(r.RequestHash))
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("journal: row %d: %w", r.Row.Row, err)
-	}
-	if len(b) > maxEntryJSON {
-		return fmt.Errorf("journal: row %d: %d bytes of JSON", r.Row.Row, len(b))
-	}
 	kind := entryFailed
 	if r.Status == sink.StatusOK {
 		kind = entryOK
@@ -388,6 +382,16 @@ func (j *Journal) Write(r Result) error {
 	defer j.mu.Unlock()
 	if j.err != nil {
 		return j.err
+	}
+	b, err := appendResult(j.scratch[:0], &r)
+	if cap(b) <= 4*maxChunkBytes {
+		j.scratch = b
+	}
+	if err != nil {
+		return fmt.Errorf("journal: row %d: %w", r.Row.Row, err)
+	}
+	if len(b) > maxEntryJSON {
+		return fmt.Errorf("journal: row %d: %d bytes of JSON", r.Row.Row, len(b))
 	}
 	if _, err := j.zw.Write(b); err != nil {
 		return j.fail(err)
