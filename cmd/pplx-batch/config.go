@@ -74,11 +74,7 @@ func nodeValue(n *yaml.Node, getenv func(string) string) (string, error) {
 		}
 		return strings.Join(items, ","), nil
 	case yaml.MappingNode:
-		var v any
-		if err := n.Decode(&v); err != nil {
-			return "", err
-		}
-		b, err := json.Marshal(v)
+		b, err := appendYAMLAsJSON(nil, n, 0)
 		if err != nil {
 			return "", err
 		}
@@ -86,6 +82,75 @@ func nodeValue(n *yaml.Node, getenv func(string) string) (string, error) {
 	default:
 		return "", fmt.Errorf("unsupported value")
 	}
+}
+
+// appendYAMLAsJSON appends the JSON form of n to b, keeping the order of
+// every mapping's keys: the order of a schema's properties is the order of
+// the CSV columns and the Parquet fields.
+func appendYAMLAsJSON(b []byte, n *yaml.Node, depth int) ([]byte, error) {
+	if depth > 100 {
+		return b, fmt.Errorf("nested too deeply")
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) != 1 {
+			return b, fmt.Errorf("line %d: want one value", n.Line)
+		}
+		return appendYAMLAsJSON(b, n.Content[0], depth+1)
+	case yaml.AliasNode:
+		return appendYAMLAsJSON(b, n.Alias, depth+1)
+	case yaml.MappingNode:
+		b = append(b, '{')
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				return b, fmt.Errorf("line %d: a key must be a plain value", k.Line)
+			}
+			if k.Tag == "!!merge" {
+				return b, fmt.Errorf("line %d: merge keys (<<) are not supported here", k.Line)
+			}
+			if seen[k.Value] {
+				return b, fmt.Errorf("line %d: key %q given twice", k.Line, k.Value)
+			}
+			seen[k.Value] = true
+			if i > 0 {
+				b = append(b, ',')
+			}
+			key, err := json.Marshal(k.Value)
+			if err != nil {
+				return b, err
+			}
+			b = append(append(b, key...), ':')
+			if b, err = appendYAMLAsJSON(b, v, depth+1); err != nil {
+				return b, err
+			}
+		}
+		return append(b, '}'), nil
+	case yaml.SequenceNode:
+		b = append(b, '[')
+		for i, c := range n.Content {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendYAMLAsJSON(b, c, depth+1); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return b, err
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			return b, fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		return append(b, j...), nil
+	}
+	return b, fmt.Errorf("line %d: unsupported value", n.Line)
 }
 
 // expand replaces ${VAR} with the value of the environment variable VAR.

@@ -397,3 +397,45 @@ func TestStructuredOutputsResumed(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineSchemaKeepsOrder gives the schema inline in a YAML job file,
+// its properties out of alphabetical order: the data columns come in the
+// file's order, as with a schema file.
+func TestInlineSchemaKeepsOrder(t *testing.T) {
+	in := writeFile(t, "in.csv", companies(3))
+	cfg := writeFile(t, "job.yaml", `mode: agent
+prompt: "{{.company}}"
+schema:
+  type: object
+  required: [ceo]
+  properties:
+    name_: {type: string}
+    ceo: {type: string}
+    zip: &num {type: integer}
+    founded: *num
+    address:
+      type: object
+      properties: {street: {type: string}, city: {type: string}}
+`)
+	r := runMain(t, "", nil, "plan", "--config", cfg, "--input", in, "--output", filepath.Join(t.TempDir(), "o.parquet"))
+	if r.code != exitOK {
+		t.Fatalf("exit %d; stderr:\n%s", r.code, r.stderr)
+	}
+	var at []int
+	for _, col := range []string{"data.name_ STRING", "data.ceo STRING NOT NULL", "data.zip INT64", "data.founded INT64",
+		"data.address.street STRING", "data.address.city STRING"} {
+		i := strings.Index(r.stdout, col)
+		if i < 0 {
+			t.Fatalf("plan does not show %q:\n%s", col, r.stdout)
+		}
+		at = append(at, i)
+	}
+	if !slices.IsSorted(at) {
+		t.Errorf("the data columns are not in the job file's order:\n%s", r.stdout)
+	}
+	bad := writeFile(t, "bad.yaml", "schema:\n  type: object\n  properties: {a: {type: string}, a: {type: integer}}\n")
+	r = runMain(t, "", nil, "plan", "--config", bad, "--mode", "agent", "--prompt", "{{.company}}", "--input", in, "--output", filepath.Join(t.TempDir(), "o.parquet"))
+	if r.code != exitUsage || !strings.Contains(r.stderr, "bad.yaml") {
+		t.Errorf("a key given twice: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
