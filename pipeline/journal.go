@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -609,15 +610,117 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer dec.Close()
+	// One goroutine reads the entries in order, a few decode their JSON
+	// (a single goroutine spent two thirds of its time there), and fn gets
+	// the rows in order, here.
+	workers := min(max(runtime.GOMAXPROCS(0), 1), 4)
+	work := make(chan *replayBatch, workers)
+	order := make(chan *replayBatch, 2*workers+2)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait() // the reader uses f and dec
+	defer close(quit)
+	wg.Go(func() {
+		defer close(order)
+		defer close(work)
+		j.readReplay(src, dec, index, maxRow, work, order, quit)
+	})
+	for range workers {
+		wg.Go(func() {
+			for b := range work {
+				b.decode(j.path)
+			}
+		})
+	}
+	for b := range order {
+		<-b.done
+		for i := range b.res {
+			if err := fn(b.res[i]); err != nil {
+				return err
+			}
+		}
+		if b.err != nil {
+			return b.err
+		}
+	}
+	return nil
+}
+
+// replayBatch is a run of journal entries that Replay decodes together.
+type replayBatch struct {
+	data []byte   // the entries' JSON, one after another
+	ends []int    // where each entry ends in data
+	nums []int    // each entry's number in the journal, for errors
+	res  []Result // the decoded entries, up to the first that fails
+	err  error    // a read or decode error after res
+	done chan struct{}
+}
+
+// Entries and bytes of JSON in one replayBatch, at most.
+const (
+	replayBatchRows  = 256
+	replayBatchBytes = 1 << 20
+)
+
+// decode decodes b's entries into b.res, up to the first error.
+func (b *replayBatch) decode(path string) {
+	defer close(b.done)
+	start := 0
+	b.res = make([]Result, 0, len(b.ends))
+	for i, end := range b.ends {
+		var res Result
+		if err := json.Unmarshal(b.data[start:end], &res); err != nil {
+			b.err = &JournalError{Path: path, Err: fmt.Errorf("entry %d: %w", b.nums[i], err)}
+			return
+		}
+		b.res = append(b.res, res)
+		start = end
+	}
+}
+
+// readReplay reads the entries that Replay emits (the last entry of each
+// row in index, up to maxRow when it is above 0) into batches, each sent
+// to order and then to work; a read error ends the last batch, sent to
+// order alone. It stops when quit is closed.
+func (j *Journal) readReplay(src *zstdSource, dec io.Reader, index *rowIndex, maxRow int64, work, order chan<- *replayBatch, quit <-chan struct{}) {
 	seen := make([]uint16, len(index.state))
+	b := &replayBatch{done: make(chan struct{})}
+	send := func(toWork bool) bool {
+		select {
+		case order <- b:
+		case <-quit:
+			return false
+		}
+		if toWork {
+			select {
+			case work <- b:
+			case <-quit:
+				return false
+			}
+		}
+		b = &replayBatch{done: make(chan struct{})}
+		return true
+	}
+	fail := func(err error) {
+		// The entries before the error are decoded, then the error.
+		b.decode(j.path)
+		if b.err == nil {
+			b.err = &JournalError{Path: j.path, Err: err}
+		}
+		send(false)
+	}
 	var buf bytes.Buffer
 	for n := 1; ; n++ {
 		e, ok, err := src.pop()
 		if err != nil {
-			return &JournalError{Path: j.path, Err: err}
+			fail(err)
+			return
 		}
 		if !ok {
-			return nil
+			if len(b.ends) > 0 {
+				send(true)
+			}
+			return
 		}
 		if e.kind == entryPending {
 			continue
@@ -629,7 +732,8 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 			if err == io.EOF {
 				err = fmt.Errorf("%w after %d of %d bytes", io.ErrUnexpectedEOF, m, e.n)
 			}
-			return &JournalError{Path: j.path, Err: fmt.Errorf("entry %d: %w", n, err)}
+			fail(fmt.Errorf("entry %d: %w", n, err))
+			return
 		}
 		row := e.row
 		_, _, lines := index.get(row)
@@ -642,12 +746,13 @@ func (j *Journal) Replay(maxRow int64, fn func(Result) error) error {
 		if seen[row-1] != lines {
 			continue // a later entry of this row follows
 		}
-		var res Result
-		if err := json.Unmarshal(buf.Bytes(), &res); err != nil {
-			return &JournalError{Path: j.path, Err: fmt.Errorf("entry %d: %w", n, err)}
-		}
-		if err := fn(res); err != nil {
-			return err
+		b.data = append(b.data, buf.Bytes()...)
+		b.ends = append(b.ends, len(b.data))
+		b.nums = append(b.nums, n)
+		if len(b.ends) >= replayBatchRows || len(b.data) >= replayBatchBytes {
+			if !send(true) {
+				return
+			}
 		}
 	}
 }
