@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestReserveWaitsForRequestsInFlight checks the budget's bookings: a
@@ -37,13 +38,21 @@ func TestReserveWaitsForRequestsInFlight(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- c.reserve(t.Context(), tc.est, tc.budget) }()
 			if tc.wantWait {
-				select {
-				case err := <-done:
-					t.Fatalf("reserve returned %v before the request in flight settled", err)
-				default:
+				// The reservation either returns or blocks waiting for a
+				// settlement (c.settled made): wait for one of the two.
+				for {
+					c.mu.Lock()
+					waiting := c.settled != nil
+					c.mu.Unlock()
+					if waiting {
+						break
+					}
+					select {
+					case err := <-done:
+						t.Fatalf("reserve returned %v before the request in flight settled", err)
+					case <-time.After(time.Millisecond):
+					}
 				}
-				// Waiting is observable only as not returning; settle and
-				// let it decide.
 				c.settle(tc.booked, tc.settleTo)
 			}
 			err := <-done
