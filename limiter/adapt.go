@@ -356,12 +356,26 @@ func (a *adapt) grant(now time.Time, seq uint64) {
 	}
 }
 
-// sharedPaces reports whether a shared bucket's shadow paces the requests:
-// when the headers give a bucket that refills continuously, or nothing is
-// known yet. A fixed window and the probing without headers pace by this
-// model.
+// sharedPaces reports whether a shared bucket paces the requests: its
+// shadow when the headers give a bucket that refills continuously, its
+// CUBIC curve when there are no headers (ModeProbe), or whatever it has
+// when nothing is known yet. A fixed window paces by this model.
 func (a *adapt) sharedPaces() bool {
-	return a.mode == modeStart || (a.mode == modeHeaders && !a.fixed)
+	return a.mode == modeStart || a.mode == modeProbe || (a.mode == modeHeaders && !a.fixed)
+}
+
+// sharedCurve returns the curve for a shared bucket: without headers
+// (ModeProbe) the curve's rate at now for Take (rate false) or the rate of
+// the last loss for a Report (rate true), and K; else the zero Curve.
+func (a *adapt) sharedCurve(now time.Time, last bool) Curve {
+	if a.mode != modeProbe || a.cubicK <= 0 {
+		return Curve{}
+	}
+	r := a.curve(now)
+	if last {
+		r = a.wmax
+	}
+	return Curve{Rate: r, K: time.Duration(a.cubicK * float64(time.Second))}
 }
 
 // seed returns the shadow at now for a shared bucket that has none; the

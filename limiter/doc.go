@@ -168,7 +168,15 @@
 //     of every process together);
 //   - the pause after a 429 (or a 503 with a retry delay): one "paused
 //     until", which holds every process;
-//   - the sequence number of the requests.
+//   - the sequence number of the requests;
+//   - without headers ([ModeProbe]), the CUBIC curve itself (its rate at
+//     the last loss, the time of the cut, K): a rate 429 of a request
+//     numbered after the last cut cuts it, its rate measured as what the
+//     server admitted to every process between this loss and the last
+//     (lossSpan apart or more; else the reporter's own estimate), and the
+//     curve paces every process through one small bucket, never above
+//     twice the send rate of every process together. A store without a
+//     curve starts one from the asking Limiter's (TakeRequest.Curve).
 //
 // Each request costs one call to take its token and one to report its
 // outcome (from Release). When the next token comes within bookAhead (250
@@ -181,9 +189,8 @@
 // What stays per process: the in-flight limit, Config.RPS and
 // Config.MaxInFlight (which are the user's, per process), the learning of
 // the mode and of R̂, the outage state, and the pacing of a fixed window
-// and of the CUBIC curve without headers (there the shared bucket only
-// numbers the requests and holds the shared pause; such processes pace
-// alone, as before).
+// (there the shared bucket only numbers the requests and holds the shared
+// pause; such processes pace alone).
 //
 // [Redis] keeps a bucket's state in a hash and a sorted set under
 // pplx-batch:limit:<hash of the API key>:{<hash of the bucket>}: (never

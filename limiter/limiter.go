@@ -576,6 +576,7 @@ func (l *Limiter) takeLocked(ctx context.Context, now time.Time) (Grant, error) 
 	if a := l.ad; a != nil {
 		req.Pace = a.sharedPaces()
 		req.Seed = a.seed(now)
+		req.Curve = a.sharedCurve(now, false)
 	}
 	l.mu.Unlock()
 	g, err := l.sh.Take(ctx, req)
@@ -795,6 +796,7 @@ func (l *Limiter) Release(t Ticket, o Outcome) Verdict {
 		rep = &Report{Now: now, Seq: t.Seq, Sent: t.Sent, Kind: reportKind(o, info), Info: info, Pause: d}
 		if l.ad != nil {
 			rep.Rate = l.ad.rhat
+			rep.Curve = l.ad.sharedCurve(now, true)
 		}
 	}
 	var fresh []InvalidHeader

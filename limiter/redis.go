@@ -269,7 +269,8 @@ func (b *redisBucket) Take(ctx context.Context, q TakeRequest) (Grant, error) {
 	v, err := b.r.call(ctx, takeScript, b.keys, q.Now,
 		b.r.now(q.Now), q.Floor, pace, ff(q.Seed.Limit), ff(q.Seed.Rate), ff(q.Seed.Tokens),
 		b.r.cfg.IdleTTL.Milliseconds(), ff(reserveMin), ff(reserveTime), ff(boostFade.Seconds()),
-		ff(surplusHorizon), ff(fullHorizon), ff(pacerBurst), ff(minRate), rateBin.Microseconds(), bookAhead.Microseconds())
+		ff(surplusHorizon), ff(fullHorizon), ff(pacerBurst), ff(minRate), rateBin.Microseconds(), bookAhead.Microseconds(),
+		ff(q.Curve.Rate), ff(q.Curve.K.Seconds()), ff(beta))
 	if err != nil {
 		return Grant{}, err
 	}
@@ -293,7 +294,8 @@ func (b *redisBucket) Report(ctx context.Context, q Report) error {
 	_, err := b.r.call(ctx, reportScript, b.keys, q.Now,
 		b.r.now(q.Now), q.Seq, b.r.toRedis(q.Sent), int(q.Kind), hasRem, ff(info.Remaining), ff(info.Limit),
 		ff(q.Rate), q.Pause.Microseconds(), b.r.cfg.IdleTTL.Milliseconds(), maxRejectedKept,
-		ff(reserveBoost), ff(maxBoost), ff(boostFade.Seconds()), ff(minRate))
+		ff(reserveBoost), ff(maxBoost), ff(boostFade.Seconds()), ff(minRate),
+		ff(q.Curve.Rate), ff(q.Curve.K.Seconds()), lossSpan.Microseconds())
 	return err
 }
 
@@ -309,7 +311,7 @@ func ff(x float64) string {
 // KEYS state, rejected; ARGV now (µs, 0: the server's clock), floor, pace,
 // seed limit, rate and tokens, idle TTL (ms), reserveMin, reserveTime,
 // boostFade (s), surplusHorizon, fullHorizon, pacerBurst, minRate, rateBin
-// (µs), book (µs). It answers {1, seq, wait µs, now} for a grant, the
+// (µs), book (µs), curve rate and K (s), beta. It answers {1, seq, wait µs, now} for a grant, the
 // request to go after wait (a booking of the next token when it comes
 // within book), and {0, 0, wait µs, now} otherwise.
 // (go-redis's Script.Run sends EVALSHA and falls back to EVAL when a
@@ -318,6 +320,10 @@ func ff(x float64) string {
 // the report script; a request goes when tok >= 1 + k, and a surplus above
 // that is spent by a small pacing bucket (sp, spat) at rate + surplus /
 // horizon, faster while the freshest response found the bucket full.
+// Without a shadow (no rate-limit headers) the shared CUBIC curve (pw,
+// pcut, pk), which the report script cuts at a rate 429, paces through
+// the same small bucket: β·pw just after the cut, pw from K to 2K, then
+// growing, and never above twice the send rate of every process together.
 var takeScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 if now <= 0 then
@@ -329,7 +335,7 @@ local ttl = tonumber(ARGV[7])
 local kmin, ktime, fade = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local hsurplus, hfull, pburst, minrate, bin = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local book = tonumber(ARGV[16])
-local h = redis.call('HMGET', KEYS[1], 'seq', 'pause', 'lim', 'rate', 'tok', 'at', 'sp', 'spat', 'boost', 'bat', 'full', 'bin', 'bcnt', 'srate')
+local h = redis.call('HMGET', KEYS[1], 'seq', 'pause', 'lim', 'rate', 'tok', 'at', 'sp', 'spat', 'boost', 'bat', 'full', 'bin', 'bcnt', 'srate', 'pw', 'pcut', 'pk')
 local seq = tonumber(h[1]) or 0
 if floor > seq then seq = floor end
 local pause = tonumber(h[2]) or 0
@@ -397,6 +403,39 @@ if pace and lim > 0 and rate > 0 and tok ~= nil then
   tok = tok - 1
   sp = sp - 1
   for _, v in ipairs({'tok', tok, 'at', at, 'sp', sp, 'spat', spat}) do table.insert(set, v) end
+elseif pace then
+  -- No shadow (no headers): the shared CUBIC curve paces, if there is
+  -- one; a Limiter that has its own starts it (a store that restarted).
+  local pw, pcut, pk = tonumber(h[15]) or 0, tonumber(h[16]) or now, tonumber(h[17]) or 0
+  local cr, ck = tonumber(ARGV[17]), tonumber(ARGV[18])
+  if (pw <= 0 or pk <= 0) and cr > 0 and ck > 0 then
+    pw, pk, pcut = cr, ck, now - 2 * ck * 1e6
+    for _, v in ipairs({'pw', pw, 'pk', pk, 'pcut', pcut}) do table.insert(set, v) end
+  end
+  if pw > 0 and pk > 0 then
+    local t = (now - pcut) / 1e6
+    if t > pk then t = math.max(pk, t - pk) end
+    local x = (t - pk) / pk
+    local r = pw * (1 + (1 - tonumber(ARGV[19])) * x * x * x)
+    local srate = tonumber(h[14]) or 0
+    if srate > 0 then r = math.min(r, math.max(2 * srate, pw)) end
+    if not (r >= minrate) then r = minrate end
+    if now > spat then
+      sp = math.min(sp + r * (now - spat) / 1e6, math.max(1, r * pburst))
+      spat = now
+    end
+    local wait = 0
+    if sp < 1 then wait = math.max(math.ceil((1 - sp) / r * 1e6), 1) end
+    if wait > book then
+      for _, v in ipairs({'sp', sp, 'spat', spat}) do table.insert(set, v) end
+      redis.call('HSET', KEYS[1], unpack(set))
+      redis.call('PEXPIRE', KEYS[1], ttl)
+      return {0, 0, wait, now}
+    end
+    booked = wait
+    sp = sp - 1
+    for _, v in ipairs({'sp', sp, 'spat', spat}) do table.insert(set, v) end
+  end
 end
 seq = seq + 1
 -- The send rate of every process together, in bins, smoothed.
@@ -417,7 +456,8 @@ return {1, seq, booked, now}
 // state, rejected; ARGV now (µs, 0: the server's clock), seq, sent (µs),
 // kind (0 answer, 1 rate 429, 2 concurrency 429, 3 no response), has
 // remaining and limit, remaining, limit, rate, pause (µs), idle TTL (ms),
-// most 429s kept, reserveBoost, maxBoost, boostFade (s), minRate. It
+// most 429s kept, reserveBoost, maxBoost, boostFade (s), minRate, curve
+// rate and K (s) (K 0: the reporter has headers), lossSpan (µs). It
 // answers {now}. A rate 429 of a request granted after the last boost
 // raises the reserve; a pause extends the shared pause; the headers of the
 // freshest response (by sequence number) set the shadow to remaining,
@@ -433,7 +473,8 @@ local g, sent, kind = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local hasrem, rem, lim, rate = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local pausefor, ttl, keep = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local kboost, maxboost, fade, minrate = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local h = redis.call('HMGET', KEYS[1], 'seq', 'ssq', 'lim', 'rate', 'csq', 'boost', 'bat', 'pause')
+local h = redis.call('HMGET', KEYS[1], 'seq', 'ssq', 'lim', 'rate', 'csq', 'boost', 'bat', 'pause', 'plsq', 'plst', 'srate')
+local cr, ck = tonumber(ARGV[16]), tonumber(ARGV[17])
 local seq = tonumber(h[1]) or 0
 if g > seq then seq = g end
 local set = {'seq', seq}
@@ -449,6 +490,20 @@ if kind == 1 and g > (tonumber(h[5]) or 0) then
   end
   boost = math.min(boost + kboost, maxboost)
   for _, v in ipairs({'boost', boost, 'bat', now, 'csq', seq}) do table.insert(set, v) end
+  if ck > 0 then
+    -- No headers: cut the shared curve. The server's rate is what it
+    -- admitted, to every process, between the last loss and this one
+    -- when they are far enough apart; else the reporter's own estimate.
+    local lsq, lst = tonumber(h[9]) or 0, tonumber(h[10]) or 0
+    local w = 0
+    if lsq > 0 and g > lsq and sent - lst >= tonumber(ARGV[18]) then
+      local refused = redis.call('ZCOUNT', KEYS[2], '(' .. lsq, '(' .. g)
+      w = (g - lsq - refused) / ((sent - lst) / 1e6)
+    end
+    if w <= 0 then w = cr end
+    if w < minrate then w = minrate end
+    for _, v in ipairs({'pw', w, 'pcut', now, 'pk', ck, 'plsq', g, 'plst', sent}) do table.insert(set, v) end
+  end
 end
 if pausefor > 0 and now + pausefor > (tonumber(h[8]) or 0) then
   table.insert(set, 'pause'); table.insert(set, now + pausefor)

@@ -369,3 +369,77 @@ func equalSeqs(a, b []uint64) bool {
 	}
 	return true
 }
+
+// TestRedisSharedCurve: without headers, a rate 429 cuts the shared CUBIC
+// curve, its rate measured from the requests of every process between two
+// losses, and the curve paces every process: β·w just after the cut.
+func TestRedisSharedCurve(t *testing.T) {
+	rd := redistest.Start(t)
+	a := openStore(t, rd, redisTestKey, nil).Bucket(SearchBucket)
+	b := openStore(t, rd, redisTestKey, nil).Bucket(SearchBucket)
+	k := 2 * time.Second
+	// Nothing known: no pacing.
+	for i := range 10 {
+		bk := a
+		if i%2 == 1 {
+			bk = b
+		}
+		if g := take(t, bk, TakeRequest{Now: t0, Pace: true}); !g.OK || g.Wait != 0 {
+			t.Fatalf("take %d before any 429: got %+v, want a token at once", i, g)
+		}
+	}
+	// The first loss, seq 10: no earlier loss to measure from, so the
+	// reporter's own estimate.
+	report(t, a, Report{Now: t0, Seq: 10, Sent: t0, Kind: ReportRateLimited, Curve: Curve{Rate: 50, K: k}})
+	if got := state(t, a, "pw"); got != 50 {
+		t.Fatalf("the curve's rate after the first loss is %v, want the reporter's 50", got)
+	}
+	// 30 more requests over the next second, by both processes, one
+	// of them refused; the loss of seq 41, sent 1 s after the first,
+	// measures 41 − 10 − 1 = 30 admitted in 1 s.
+	for i := range 31 {
+		bk := a
+		if i%2 == 1 {
+			bk = b
+		}
+		// Far past the first cut: the curve has climbed, so a token comes.
+		take(t, bk, TakeRequest{Now: t0.Add(time.Hour), Floor: uint64(10 + i)})
+	}
+	report(t, b, Report{Now: t0, Seq: 5, Sent: t0, Kind: ReportRateLimited, Curve: Curve{Rate: 80, K: k}})
+	if got := state(t, a, "pw"); got != 50 {
+		t.Errorf("a 429 of a request granted before the cut cut again: rate %v", got)
+	}
+	report(t, a, Report{Now: t0, Seq: 25, Sent: t0, Kind: ReportConcurrencyLimited, Curve: Curve{Rate: 80, K: k}}) // refused, no cut
+	at := t0.Add(2 * time.Second)
+	report(t, b, Report{Now: at, Seq: 41, Sent: t0.Add(time.Second), Kind: ReportRateLimited, Curve: Curve{Rate: 80, K: k}})
+	if got := state(t, a, "pw"); got != 30 {
+		t.Fatalf("the curve's rate after the second loss is %v, want the 30/s admitted between the two", got)
+	}
+	// Just after the cut the curve paces at β·30 = 21/s, climbing to
+	// 28.9/s a second later (25.8 in that second), across both
+	// processes, whoever asks.
+	granted := 0
+	for i := range 200 {
+		bk := a
+		if i%2 == 1 {
+			bk = b
+		}
+		now := at.Add(time.Duration(i) * 5 * time.Millisecond)
+		// A grant may be booked a little ahead: count those that go
+		// within the second.
+		if g := take(t, bk, TakeRequest{Now: now, Pace: true}); g.OK && now.Add(g.Wait).Before(at.Add(time.Second)) {
+			granted++
+		}
+	}
+	t.Logf("granted %d tokens in the second after the cut", granted)
+	if granted < 21 || granted > 30 {
+		t.Errorf("granted %d tokens in the second after the cut, want about 26, between β·30 and 30", granted)
+	}
+	// A store with no state (here another key) starts the curve from a
+	// Limiter's own, at its rate.
+	c := openStore(t, rd, "another-key", nil).Bucket(SearchBucket)
+	take(t, c, TakeRequest{Now: t0, Floor: 500, Pace: true, Curve: Curve{Rate: 12, K: k}})
+	if got := state(t, c, "pw"); got != 12 {
+		t.Errorf("a restarted store's curve rate is %v, want the Limiter's 12", got)
+	}
+}

@@ -61,6 +61,18 @@ type TakeRequest struct {
 	// the store starts a shadow when it has none (a store that restarted
 	// empty); the zero Seed is none.
 	Seed Seed
+	// Curve is the Limiter's own CUBIC curve when it paces without
+	// headers ([ModeProbe]): its rate now, with which a store that has no
+	// curve starts one, and its K. The zero Curve is none.
+	Curve Curve
+}
+
+// Curve describes a Limiter's CUBIC curve, paced without rate-limit
+// headers: a rate in requests per second and the time K it takes to climb
+// back to the rate of the last loss.
+type Curve struct {
+	Rate float64
+	K    time.Duration
 }
 
 // Seed is a Limiter's model of the server's bucket: its capacity, its
@@ -108,6 +120,11 @@ type Report struct {
 	// Pause is the pause the outcome sets for every worker (0: none);
 	// the store makes it a pause of every process.
 	Pause time.Duration
+	// Curve is set when the Limiter paces without headers: a rate 429
+	// then cuts the store's shared curve, whose rate the store measures
+	// from the requests of every process between two losses, or else
+	// takes from Curve.Rate (the Limiter's rate at its last loss).
+	Curve Curve
 }
 
 // ReportKind classifies the response of a [Report].
