@@ -182,7 +182,17 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 			out := p.observe(&row, s.meta, err, st)
 			verdict = lim.Release(t, out)
 			if err == nil && s.run != "" {
+				cut, id := s.cut, s.run
+				if cut {
+					p.Log.Debug().Int64("row", row.Row).Str("run", id).Msg("the stream was cut after its run began: collecting the run")
+				}
 				s, err = p.submitted(ctx, stopCtx, req, s, &row)
+				if cut && err != nil && !errors.Is(err, errCollectStopped) && ctx.Err() == nil && !keepsAnswer(err) {
+					// The cut stream's run is not to be had (not kept,
+					// cancelled, failed): ask again.
+					p.Log.Debug().Int64("row", row.Row).Str("run", id).Err(err).Msg("the cut stream's run could not be collected")
+					err = &RunGoneError{ID: id}
+				}
 			}
 			s.cost = s.spent(est)
 			if err != nil && !s.known {

@@ -58,8 +58,10 @@ type sent struct {
 	// tokens are the prompt, completion and total tokens the API reported.
 	tokens [3]int64
 	// run is the id of a background run that was submitted and must be
-	// collected (agent mode with Background).
+	// collected (agent mode with Background), or of the run of a stream
+	// cut after it began (cut).
 	run string
+	cut bool
 }
 
 // endpoint returns the implementation of m, nil when m is not a mode.

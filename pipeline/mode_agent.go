@@ -52,6 +52,14 @@ func (agentMode) send(ctx context.Context, c *pplx.Client, body any, row *sink.R
 	if err == nil && req.Background && resp != nil && !pplx.TerminalStatus(resp.Status) {
 		s.run = resp.ID
 	}
+	if se, ok := errors.AsType[*pplx.StreamError](err); ok && se.RunID != "" && ctx.Err() == nil {
+		// The stream was cut after the run began: the run goes on and is
+		// paid for. Collect it by its id, as a background run, rather
+		// than pay for it again; if it cannot be collected, the row is
+		// asked again.
+		s.run, s.cut = se.RunID, true
+		return s, nil
+	}
 	return s, err
 }
 

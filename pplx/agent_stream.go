@@ -28,7 +28,11 @@ func (c *Client) readAgentStream(ctx context.Context, resp *http.Response) (*Age
 		ev, err := sr.Next()
 		if err != nil {
 			_ = resp.Body.Close()
-			return a.result(), c.streamEnd(ctx, resp, "agent", a.events, err)
+			err = c.streamEnd(ctx, resp, "agent", a.events, err)
+			if se, ok := errors.AsType[*StreamError](err); ok && a.snap != nil {
+				se.RunID = a.snap.ID
+			}
+			return a.result(), err
 		}
 		end, err := a.feed(ev)
 		if err != nil {

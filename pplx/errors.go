@@ -114,6 +114,11 @@ type StreamError struct {
 	Events int
 	// Err is the read error that ended the stream; nil for a clean EOF.
 	Err error
+	// RunID is the id of the Agent API run the stream belonged to, when
+	// its response.created event came before the end ("" otherwise).
+	// The run goes on without the stream: [Client.AgentRun] can collect
+	// it, unless it was created with store false.
+	RunID string
 }
 
 // Error returns one line naming the number of events read and the cause.

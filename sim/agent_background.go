@@ -22,11 +22,17 @@ type agentRun struct {
 	cancelReq         bool
 	settled           bool
 	polls             uint32
+	// foreground marks the run of a stream cut after response.created:
+	// the run went on, ended at once, and is paid for; GET shows it.
+	foreground bool
 }
 
 // phase returns the status of run at now and, for a terminal status, the
 // time it ended.
 func (a *agentState) phase(run *agentRun, now time.Time) (string, time.Time) {
+	if run.foreground {
+		return run.status, run.created
+	}
 	elapsed := now.Sub(run.created)
 	queued := min(a.duration/5, time.Second)
 	if run.cancelReq {

@@ -116,6 +116,19 @@ func agentEvents(ids streamIDs, c *agentCall, r *agentResult, created int64) []e
 	return evs
 }
 
+// keepCutRun records the run of a stream cut after response.created as
+// ended and unsettled: it is billed when it settles (polled, or the
+// statistics read), whether or not the client collects it.
+func (s *Server) keepCutRun(apiKey, id, msgID string, c *agentCall, fate agentFate) {
+	run := &agentRun{id: id, apiKey: apiKey, msgID: msgID, fp: c.fp, call: c, fate: fate,
+		status: agentOutcome(c, fate).status, created: s.now(), foreground: true}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.agent.runs[id] = run
+	s.agent.pending = append(s.agent.pending, run)
+	s.stats.Agent.CutRuns++
+}
+
 // agentStream writes a streamed run: "data: <json>\n\n" frames, no event:
 // lines and no [DONE]. A cut fault closes the connection halfway, before
 // the terminal event; a garbage fault sends a frame that is not JSON
@@ -143,6 +156,12 @@ func (s *Server) agentStream(w http.ResponseWriter, r *http.Request, apiKey, id 
 	for i, ev := range events {
 		switch {
 		case f == faultCut && i == max(1, last/2):
+			// The client has the run's id (response.created came first):
+			// like the real API, the run goes on without it, is paid for,
+			// and GET /v1/agent/{id} shows it (unless store is false).
+			if c.store {
+				s.keepCutRun(apiKey, id, ids.msg, c, fate)
+			}
 			cut(w)
 			return
 		case f == faultGarbage && i == 2:

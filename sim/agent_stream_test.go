@@ -219,8 +219,42 @@ func TestAgentStreamFaults(t *testing.T) {
 			if fp := AgentFingerprint(`{"preset":"fast","input":"q"}`); s.AgentAnswered(fp) != 0 {
 				t.Errorf("got AgentAnswered %d, want 0", s.AgentAnswered(fp))
 			}
-			if st := s.Stats(); st.Agent.Answered != 0 || st.Agent.CostMicroUSD != 0 || st.Cuts+st.Garbage != 1 {
-				t.Errorf("got stats %+v, want one fault, nothing answered or billed", st)
+			st := s.Stats()
+			if st.Agent.Answered != 0 || st.Cuts+st.Garbage != 1 {
+				t.Errorf("got stats %+v, want one fault, nothing answered", st)
+			}
+			if tc.name != "cut" {
+				if st.Agent.CostMicroUSD != 0 || st.Agent.CutRuns != 0 {
+					t.Errorf("got stats %+v, want nothing billed", st)
+				}
+				return
+			}
+			// Cut after response.created: the run went on, is billed once
+			// and GET shows it completed.
+			var created struct {
+				Response struct{ ID string } `json:"response"`
+			}
+			if err := json.Unmarshal([]byte(sseFrames(t, body)[0]), &created); err != nil || created.Response.ID == "" {
+				t.Fatalf("first frame %q: %v", sseFrames(t, body)[0], err)
+			}
+			billed := st.Agent.CostMicroUSD
+			if st.Agent.CutRuns != 1 || billed == 0 {
+				t.Errorf("got stats %+v, want one cut run, billed", st)
+			}
+			// (Every response here is cut, polls too: read what GET shows.)
+			s.mu.Lock()
+			kept := s.agent.runs[created.Response.ID]
+			var snap []byte
+			if kept != nil {
+				snap = marshal(s.runSnapshot(kept, s.now()))
+			}
+			s.mu.Unlock()
+			var run pplx.AgentResponse
+			if err := json.Unmarshal(snap, &run); err != nil || run.Status != pplx.StatusCompleted || run.Text() == "" {
+				t.Errorf("GET of the cut run shows %s (%v), want it completed with its answer", snap, err)
+			}
+			if st := s.Stats(); st.Agent.CostMicroUSD != billed {
+				t.Errorf("billed %d after the GET, want %d: once", st.Agent.CostMicroUSD, billed)
 			}
 		})
 	}

@@ -57,6 +57,10 @@ type AgentStats struct {
 	// of a known run, answered or not): a client that records a run before
 	// it polls has recorded every one of them.
 	PolledRuns int64 `json:"polled_runs"`
+	// CutRuns counts the foreground runs whose stream was cut after
+	// response.created: they go on, are billed once they settle, and GET
+	// shows them, as with the real API.
+	CutRuns int64 `json:"cut_runs"`
 	// MaxRunsPerRequest is the most background runs created for one
 	// request ([AgentFingerprint]): 1 when no row's run was submitted
 	// twice. [Server.AgentRuns] gives the count of one request.

@@ -84,17 +84,21 @@ func TestAgentJob(t *testing.T) {
 		output string
 		args   []string
 		faults sim.Faults
+		agent  sim.AgentConfig
 	}{
-		{"jsonl", "out.jsonl", nil, sim.Faults{}},
-		{"parquet", "out.parquet", nil, sim.Faults{}},
-		{"stream", "out.parquet", []string{"--stream"}, sim.Faults{}},
-		{"stream, 2% cut", "out.jsonl", []string{"--stream", "--max-retries", "5"}, sim.Faults{PCut: 0.02}},
-		{"2% cut", "out.jsonl", []string{"--max-retries", "5"}, sim.Faults{PCut: 0.02}},
+		{"jsonl", "out.jsonl", nil, sim.Faults{}, sim.AgentConfig{}},
+		{"parquet", "out.parquet", nil, sim.Faults{}, sim.AgentConfig{}},
+		{"stream", "out.parquet", []string{"--stream"}, sim.Faults{}, sim.AgentConfig{}},
+		{"stream, 2% cut", "out.jsonl", []string{"--stream", "--max-retries", "5"}, sim.Faults{PCut: 0.02}, sim.AgentConfig{}},
+		{"2% cut", "out.jsonl", []string{"--max-retries", "5"}, sim.Faults{PCut: 0.02}, sim.AgentConfig{}},
+		// Cut streams whose runs failed: collected as failed, so asked
+		// again.
+		{"stream, 5% cut, 20% failed", "out.jsonl", []string{"--stream", "--max-retries", "10"}, sim.Faults{PCut: 0.05}, sim.AgentConfig{PFailed: 0.2}},
 	}
 	const n = 120
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ts, srv := startSim(t, sim.Config{Faults: tc.faults, Seed: 3, Headers: sim.HeadersEpoch, RPS: 500})
+			ts, srv := startSim(t, sim.Config{Faults: tc.faults, Agent: tc.agent, Seed: 3, Headers: sim.HeadersEpoch, RPS: 500})
 			in := writeFile(t, "q.jsonl", questions(n))
 			out := filepath.Join(t.TempDir(), tc.output)
 			sum := filepath.Join(t.TempDir(), "summary.json")
@@ -120,6 +124,12 @@ func TestAgentJob(t *testing.T) {
 			}
 			if tc.faults.PCut > 0 && st.Cuts == 0 {
 				t.Errorf("no stream or answer was cut: the test tests nothing (stats %+v)", st)
+			}
+			// A stream cut after its run began is collected by the run's
+			// id, not paid for again: every row was paid for once.
+			if slices.Contains(tc.args, "--stream") && tc.agent.PFailed == 0 && st.Agent.Answered+st.Agent.CutRuns != n {
+				t.Errorf("the server answered %d streams and kept %d cut runs, want %d in all: one paid run per row",
+					st.Agent.Answered, st.Agent.CutRuns, n)
 			}
 			var summary struct {
 				CostUSD float64 `json:"cost_usd"`
