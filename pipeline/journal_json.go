@@ -6,8 +6,8 @@ import (
 	"errors"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/pplx-batch/pplx-batch/internal/jsonstr"
 	"github.com/pplx-batch/pplx-batch/sink"
 )
 
@@ -21,13 +21,13 @@ import (
 func appendResult(b []byte, r *Result) ([]byte, error) {
 	row := &r.Row
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, row.ID)
+	b = jsonstr.Append(b, row.ID)
 	b = append(b, `,"row":`...)
 	b = strconv.AppendInt(b, row.Row, 10)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, row.Status)
+	b = jsonstr.Append(b, row.Status)
 	b = append(b, `,"error":`...)
-	b = appendJSONString(b, row.Error)
+	b = jsonstr.Append(b, row.Error)
 	b = append(b, `,"input":`...)
 	b, err := appendRaw(b, row.Input)
 	if err != nil {
@@ -40,7 +40,7 @@ func appendResult(b []byte, r *Result) ([]byte, error) {
 	b = append(b, `,"latency_ms":`...)
 	b = strconv.AppendInt(b, row.LatencyMS, 10)
 	b = append(b, `,"request_id":`...)
-	b = appendJSONString(b, row.RequestID)
+	b = jsonstr.Append(b, row.RequestID)
 
 	b = append(b, `,"results":`...)
 	if row.Results == nil {
@@ -53,22 +53,22 @@ func appendResult(b []byte, r *Result) ([]byte, error) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"title":`...)
-			b = appendJSONString(b, s.Title)
+			b = jsonstr.Append(b, s.Title)
 			b = append(b, `,"url":`...)
-			b = appendJSONString(b, s.URL)
+			b = jsonstr.Append(b, s.URL)
 			b = append(b, `,"snippet":`...)
-			b = appendJSONString(b, s.Snippet)
+			b = jsonstr.Append(b, s.Snippet)
 			b = append(b, `,"date":`...)
-			b = appendJSONString(b, s.Date)
+			b = jsonstr.Append(b, s.Date)
 			b = append(b, `,"last_updated":`...)
-			b = appendJSONString(b, s.LastUpdated)
+			b = jsonstr.Append(b, s.LastUpdated)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
 
 	b = append(b, `,"content":`...)
-	b = appendJSONString(b, row.Content)
+	b = jsonstr.Append(b, row.Content)
 	b = append(b, `,"citations":`...)
 	if row.Citations == nil {
 		b = append(b, "null"...)
@@ -78,7 +78,7 @@ func appendResult(b []byte, r *Result) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, c)
+			b = jsonstr.Append(b, c)
 		}
 		b = append(b, ']')
 	}
@@ -95,13 +95,13 @@ func appendResult(b []byte, r *Result) ([]byte, error) {
 			b = append(b, `{"id":`...)
 			b = strconv.AppendInt(b, s.ID, 10)
 			b = append(b, `,"title":`...)
-			b = appendJSONString(b, s.Title)
+			b = jsonstr.Append(b, s.Title)
 			b = append(b, `,"url":`...)
-			b = appendJSONString(b, s.URL)
+			b = jsonstr.Append(b, s.URL)
 			b = append(b, `,"date":`...)
-			b = appendJSONString(b, s.Date)
+			b = jsonstr.Append(b, s.Date)
 			b = append(b, `,"snippet":`...)
-			b = appendJSONString(b, s.Snippet)
+			b = jsonstr.Append(b, s.Snippet)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -111,14 +111,14 @@ func appendResult(b []byte, r *Result) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `,"model":`...)
-	b = appendJSONString(b, row.Model)
+	b = jsonstr.Append(b, row.Model)
 	b = append(b, `,"data":`...)
 	if b, err = appendRaw(b, row.Data); err != nil {
 		return b, err
 	}
 	if r.RequestHash != "" {
 		b = append(b, `,"request_hash":`...)
-		b = appendJSONString(b, r.RequestHash)
+		b = jsonstr.Append(b, r.RequestHash)
 	}
 	return append(b, '}'), nil
 }
@@ -157,48 +157,3 @@ func appendRaw(b []byte, raw json.RawMessage) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// appendJSONString appends s as a JSON string. Bytes that are not UTF-8
-// become U+FFFD, as with encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigit[c>>4], hexDigit[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-const hexDigit = "0123456789abcdef"

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pplx-batch/pplx-batch/internal/jsonstr"
 )
 
 // csvReader reads CSV rows with encoding/csv. After a syntax error
@@ -56,7 +58,7 @@ func newCSVReader(src io.Reader, name string, comma rune) (*csvReader, error) {
 	c.keys = make([][]byte, len(header))
 	for i, h := range header {
 		k := make([]byte, 0, len(h)+4)
-		k = appendJSONString(k, h)
+		k = jsonstr.Append(k, h)
 		c.keys[i] = append(k, ':')
 		c.keyLen += len(c.keys[i])
 	}
@@ -125,64 +127,9 @@ func (c *csvReader) read() (Record, error) {
 			raw = append(raw, ',')
 		}
 		raw = append(raw, c.keys[i]...)
-		raw = appendJSONString(raw, f)
+		raw = jsonstr.Append(raw, f)
 	}
 	raw = append(raw, '}')
 	rec.Columns, rec.Values, rec.Raw = c.header, values, raw
 	return rec, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// does without HTML escaping: invalid UTF-8 becomes U+FFFD, and U+2028 and
-// U+2029 are escaped.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
