@@ -54,7 +54,7 @@ func simCommand(ctx context.Context, args []string, e env) int {
 		p500     = fs.Float64("fault-500", 0, "share of requests answered 500")
 		p503     = fs.Float64("fault-503", 0, "share of requests answered 503")
 		pReset   = fs.Float64("fault-reset", 0, "share of requests whose connection is reset")
-		pCut     = fs.Float64("fault-cut", 0, "share of answers cut off before their end")
+		pCut     = fs.Float64("fault-cut", 0, "share of answers cut off before their end (a streamed agent run cut after response.created goes on, is billed and can be polled)")
 		pGarbage = fs.Float64("fault-garbage", 0, "share of 200 answers whose body is not JSON")
 		schedule = fs.String("schedule", "", "limit changes, e.g. '30s=25,60s=100' (at=rps[/burst])")
 		retire   = fs.Bool("retire-chat", false, "answer /chat/completions and /v1/sonar with the 403 of the retired Sonar chat API")
