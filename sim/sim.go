@@ -144,7 +144,9 @@ type Faults struct {
 	// PCut sends the status, headers and part of the body, then closes the
 	// connection: half of the body of a JSON answer, or part of the frames
 	// of a stream with no "[DONE]" (an Agent API stream is cut before its
-	// terminal event). A cut background submit creates no run.
+	// terminal event, after response.created: its run goes on, is billed
+	// once it settles, and GET shows it, unless store is false). A cut
+	// background submit creates no run.
 	PCut float64
 	// PGarbage answers 200 with a body that is not valid JSON (for a chat
 	// stream, a frame whose data is not valid JSON, then "[DONE]"; for an
