@@ -185,12 +185,7 @@ func TestScenarioHeaderStyles(t *testing.T) {
 				ratio, share := r.ratio(warmUp, simRun), r.share429()
 				t.Logf("%s: ratio %.4f (whole run %.4f), 429s %d of %d (%.3f%%), in flight ≤ %d, stats %+v", t.Name(),
 					ratio, r.ratio(0, simRun), r.refused, r.accepted+r.refused, 100*share, r.maxOut, r.stats)
-				if ratio < barHeaders {
-					t.Errorf("got %.4f of the allowed rate, want >= %.2f", ratio, barHeaders)
-				}
-				if share >= barHeaders429 {
-					t.Errorf("got %.3f%% 429s, want < %.1f%%", 100*share, 100*barHeaders429)
-				}
+				checkBars(t, ratio, barHeaders, share, barHeaders429)
 				if r.stats.Mode != ModeHeaders {
 					t.Errorf("got mode %q, want %q", r.stats.Mode, ModeHeaders)
 				}
@@ -210,12 +205,7 @@ func TestScenarioNoHeaders(t *testing.T) {
 				ratio, share := r.ratio(warmUp, simRun), r.share429()
 				t.Logf("%s: ratio %.4f (whole run %.4f), 429s %d of %d (%.3f%%), stats %+v", t.Name(),
 					ratio, r.ratio(0, simRun), r.refused, r.accepted+r.refused, 100*share, r.stats)
-				if ratio < barNoHeaders {
-					t.Errorf("got %.4f of the allowed rate, want >= %.2f", ratio, barNoHeaders)
-				}
-				if share >= barNoHeaders429 {
-					t.Errorf("got %.3f%% 429s, want < %.0f%%", 100*share, 100*barNoHeaders429)
-				}
+				checkBars(t, ratio, barNoHeaders, share, barNoHeaders429)
 			})
 		}
 	}
@@ -284,12 +274,7 @@ func TestScenarioFixedWindow(t *testing.T) {
 	r := runScenario(t, sc)
 	ratio, share := r.ratio(10*time.Second, simRun), r.share429()
 	t.Logf("%s: ratio %.4f, 429s %d (%.3f%%), stats %+v", t.Name(), ratio, r.refused, 100*share, r.stats)
-	if ratio < 0.95 {
-		t.Errorf("got %.4f of the allowed rate, want >= 0.95", ratio)
-	}
-	if share >= barHeaders429 {
-		t.Errorf("got %.3f%% 429s, want < %.1f%%", 100*share, 100*barHeaders429)
-	}
+	checkBars(t, ratio, 0.95, share, barHeaders429)
 	if r.stats.Mode != ModeFixedWindow {
 		t.Errorf("got mode %q, want %q", r.stats.Mode, ModeFixedWindow)
 	}
@@ -397,12 +382,7 @@ func TestScenarioHard(t *testing.T) {
 			ratio, share := r.ratio(tt.from, tt.sc.duration), r.share429()
 			t.Logf("%s: ratio %.4f (whole run %.4f), 429s %d of %d (%.3f%%), in flight ≤ %d, stats %+v", t.Name(),
 				ratio, r.ratio(0, tt.sc.duration), r.refused, r.accepted+r.refused, 100*share, r.maxOut, r.stats)
-			if ratio < tt.ratio {
-				t.Errorf("got %.4f of the allowed rate, want >= %.2f", ratio, tt.ratio)
-			}
-			if share >= tt.r429 {
-				t.Errorf("got %.3f%% 429s, want < %.1f%%", 100*share, 100*tt.r429)
-			}
+			checkBars(t, ratio, tt.ratio, share, tt.r429)
 		})
 	}
 }
@@ -453,12 +433,7 @@ func TestScenarioSmallBurst(t *testing.T) {
 					ratio, share := r.ratio(from, sc.duration), r.share429()
 					t.Logf("%s: ratio %.4f from %v (first second %d admitted), 429s %d of %d (%.3f%%), stats %+v", t.Name(),
 						ratio, from, r.model.acceptedIn(0, time.Second), r.refused, r.accepted+r.refused, 100*share, r.stats)
-					if ratio < st.ratio {
-						t.Errorf("got %.4f of the allowed rate, want >= %.2f", ratio, st.ratio)
-					}
-					if share >= st.share {
-						t.Errorf("got %.3f%% 429s, want < %.1f%%", 100*share, 100*st.share)
-					}
+					checkBars(t, ratio, st.ratio, share, st.share)
 				})
 			}
 		}
@@ -508,5 +483,18 @@ func deterministicJitter() func(max time.Duration) time.Duration {
 			return 0
 		}
 		return time.Duration(unit(draws.Add(1)) * float64(max))
+	}
+}
+
+// checkBars fails t when ratio, the share of the allowed rate reached, is
+// below minRatio, or share, the share of requests answered 429, is
+// maxShare or more.
+func checkBars(t *testing.T, ratio, minRatio, share, maxShare float64) {
+	t.Helper()
+	if ratio < minRatio {
+		t.Errorf("got %.4f of the allowed rate, want >= %.2f", ratio, minRatio)
+	}
+	if share >= maxShare {
+		t.Errorf("got %.3f%% 429s, want < %.1f%%", 100*share, 100*maxShare)
 	}
 }
