@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -423,5 +424,68 @@ func TestJournalPendingRuns(t *testing.T) {
 				t.Errorf("Replay gave rows %q, want %q", got, tc.replayIDs)
 			}
 		})
+	}
+}
+
+// TestJournalReplayInOrder replays a journal of many decoding batches: the
+// rows come in journal order (the last entry of each row), and an error of
+// the callback ends the replay at once with that error.
+func TestJournalReplayInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := pipeline.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	var want []string
+	for i := range int64(n) {
+		row := (i*7919)%n + 1 // every row once, out of row order
+		if row%5 == 0 {
+			// A failed first answer, replaced later by the second.
+			if err := j.Write(res(row, "error", "", "")); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := j.Write(res(row, "ok", "", fmt.Sprint("answer ", row))); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprint("answer ", row))
+	}
+	for row := int64(5); row <= n; row += 5 {
+		if err := j.Write(res(row, "ok", "", fmt.Sprint("retried ", row))); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprint("retried ", row))
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = pipeline.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var got []string
+	for _, r := range replay(t, j, 0) {
+		got = append(got, r.Content)
+	}
+	if !slices.Equal(got, want) {
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Errorf("replay gave %d rows, want %d in journal order; they differ from row %d on", len(got), len(want), i)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err = j.Replay(0, func(pipeline.Result) error {
+		if calls++; calls == 700 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 700 {
+		t.Errorf("replay stopped by its callback: %v after %d calls, want the callback's error after 700", err, calls)
 	}
 }
