@@ -483,3 +483,22 @@ func TestOutputErrorStopsTheJob(t *testing.T) {
 		t.Fatalf("got %v, want ErrOutput wrapping the sink's error", err)
 	}
 }
+
+// TestConcurrencyBoundsRequestsInFlight: the Job's Concurrency workers
+// take every row, and never have more requests in flight than that.
+func TestConcurrencyBoundsRequestsInFlight(t *testing.T) {
+	for _, conc := range []int{1, 3, 8} {
+		t.Run(fmt.Sprint(conc), func(t *testing.T) {
+			ts, srv := newServer(t, sim.Config{Latency: 20 * time.Millisecond})
+			p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeSearch, Template: tmpl(t, "{{.company}}"), Concurrency: conc})
+			st, err := p.Run(t.Context(), csvSource(t, companiesCSV(40)), &rows[pipeline.Result]{})
+			if err != nil || st.OK != 40 {
+				t.Fatalf("got %+v, %v; want 40 rows ok", st, err)
+			}
+			// 20 ms answers and 40 rows: the workers overlap.
+			if got := srv.Stats().MaxInFlight; got > conc || (conc > 1 && got < 2) {
+				t.Errorf("at most %d requests in flight, want between 2 and %d", got, conc)
+			}
+		})
+	}
+}
