@@ -202,11 +202,13 @@ func (r *Redis) retry(done chan struct{}) {
 		if err != nil {
 			continue
 		}
+		// The note is written before Online says so, so that whoever
+		// sees the store online also finds the note in the log.
 		r.mu.Lock()
+		r.cfg.Log.Info().Str("redis", r.url).Msg("shared limit: Redis is back; sharing the limit again")
 		r.down = false
 		r.done = nil
 		r.mu.Unlock()
-		r.cfg.Log.Info().Str("redis", r.url).Msg("shared limit: Redis is back; sharing the limit again")
 		return
 	}
 }
