@@ -10,12 +10,13 @@ import (
 	"github.com/pplx-batch/pplx-batch/sink"
 )
 
-// Runs records the background runs a job submitted and has not collected
-// yet, so that a resumed job polls them instead of submitting them again:
+// Runs records the Agent API runs a job started and has not collected
+// yet (background runs, and streamed runs from their response.created
+// on), so that a resumed job polls them instead of submitting them again:
 // a row must never be paid for twice. [*Journal] implements it.
 type Runs interface {
 	// Submitted records, durably enough to survive the process, that the
-	// row's request was submitted as the background run runID.
+	// row's request was submitted as the run runID.
 	Submitted(row int64, requestHash, runID string) error
 	// Pending returns the run recorded for the row's request, if the row
 	// has not been answered since.
@@ -50,16 +51,25 @@ func (e *RunGoneError) Error() string {
 	return "background run " + e.ID + " not found"
 }
 
-// submitted records the background run that s names and collects it.
+// submitted records the background run that s names (a cut stream's run
+// is recorded already) and collects it.
 func (p *Pipeline) submitted(ctx, stopCtx context.Context, req *Request, s sent, row *sink.Row) (sent, error) {
-	if p.Runs != nil {
-		if err := p.Runs.Submitted(row.Row, req.Hash, s.run); err != nil {
-			// Without the record a crash would pay for the row again; the
-			// run is collected all the same.
-			p.Log.Error().Err(err).Int64("row", row.Row).Msg("could not record the background run")
-		}
+	if !s.cut {
+		p.record(req, row.Row, s.run)
 	}
 	return p.collect(ctx, stopCtx, req, s.run, row)
+}
+
+// record records in p.Runs that row's request is the run id.
+func (p *Pipeline) record(req *Request, row int64, id string) {
+	if p.Runs == nil {
+		return
+	}
+	if err := p.Runs.Submitted(row, req.Hash, id); err != nil {
+		// Without the record a crash would pay for the row again; the
+		// run is collected all the same.
+		p.Log.Error().Err(err).Int64("row", row).Msg("could not record the run")
+	}
 }
 
 // collect polls the background run id until it ends and fills row with

@@ -171,6 +171,19 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 				return row, false // stopped while waiting: not sent
 			}
 			actx, cancel := context.WithTimeout(ctx, timeout)
+			released := false
+			actx = pplx.WithTrace(actx, &pplx.Trace{
+				// A stream is admitted once its headers come: the limiter
+				// hears of it then, not after the last event, minutes
+				// later, when its rate-limit headers would be stale.
+				StreamStarted: func(m *pplx.Meta) {
+					verdict = lim.Release(t, limiter.Outcome{Status: m.StatusCode, Header: m.Header, Latency: m.Latency})
+					released = true
+				},
+				// The run is paid for from now on: record it, so that a
+				// job killed before its answer collects it when resumed.
+				RunCreated: func(id string) { p.record(req, row.Row, id) },
+			})
 			st.inFlight.Add(1)
 			s, err = req.mode.send(actx, p.Client, req.Body, &row)
 			st.inFlight.Add(-1)
@@ -180,7 +193,9 @@ func (p *Pipeline) call(ctx, stopCtx context.Context, stop context.CancelCauseFu
 				st.retries.Add(1)
 			}
 			out := p.observe(&row, s.meta, err, st)
-			verdict = lim.Release(t, out)
+			if !released {
+				verdict = lim.Release(t, out)
+			}
 			if err == nil && s.run != "" {
 				cut, id := s.cut, s.run
 				if cut {

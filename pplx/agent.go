@@ -45,7 +45,8 @@ import (
 // sends "data: [DONE]") before its terminal event gives a [*StreamError];
 // a terminal event that does not decode gives a [*DecodeError]. If the
 // server answers with another Content-Type than text/event-stream, the
-// body is decoded as plain JSON.
+// body is decoded as plain JSON. A [Trace] in ctx (see [WithTrace]) hears
+// when the stream starts and when its run is created.
 func (c *Client) Agent(ctx context.Context, req *AgentRequest) (*AgentResponse, *Meta, error) {
 	if req == nil {
 		return nil, &Meta{}, errors.New("pplx: nil agent request")
@@ -56,6 +57,7 @@ func (c *Client) Agent(ctx context.Context, req *AgentRequest) (*AgentResponse, 
 	}
 	var out *AgentResponse
 	if req.Stream && isEventStream(resp.Header) {
+		traceOf(ctx).streamStarted(meta)
 		out, err = c.readAgentStream(ctx, resp)
 	} else {
 		out, err = c.decodeRun(ctx, resp)

@@ -23,8 +23,13 @@ var errDoneFrame = errors.New("[DONE] before the terminal event")
 // after an error it closes the body at once.
 func (c *Client) readAgentStream(ctx context.Context, resp *http.Response) (*AgentResponse, error) {
 	var a agentStream
+	created := traceOf(ctx).RunCreated
 	sr := NewSSEReader(resp.Body)
 	for {
+		if created != nil && a.snap != nil && a.snap.ID != "" {
+			created(a.snap.ID)
+			created = nil
+		}
 		ev, err := sr.Next()
 		if err != nil {
 			_ = resp.Body.Close()

@@ -192,7 +192,8 @@ func (c *Client) Search(ctx context.Context, req *SearchRequest) (*SearchRespons
 // before [DONE] gives a [*StreamError]; an "event: error" frame, or a data
 // frame holding an {"error": ...} object, gives an [*APIError]. If the
 // server answers a streamed request with another Content-Type than
-// text/event-stream (such as plain JSON), the body is decoded as JSON.
+// text/event-stream (such as plain JSON), the body is decoded as JSON. A
+// [Trace] in ctx (see [WithTrace]) hears when a stream starts.
 func (c *Client) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, *Meta, error) {
 	if req == nil {
 		return nil, &Meta{}, errors.New("pplx: nil chat request")
@@ -211,6 +212,7 @@ func (c *Client) Chat(ctx context.Context, req *ChatRequest) (*ChatResponse, *Me
 		}
 		return &out, meta, nil
 	}
+	traceOf(ctx).streamStarted(meta)
 	out, err := c.readStream(ctx, resp)
 	if out != nil && out.ID != "" {
 		meta.RequestID = out.ID

@@ -264,18 +264,22 @@ func (s *Server) agentCreate(w http.ResponseWriter, r *http.Request, apiKey, req
 	defer release()
 
 	f := s.fault(c.fp, adm.attempt)
+	id := "resp_" + reqID
+	fate := s.agentFate(c.fp, adm.attempt)
+	if c.stream && !hardFaults[f] {
+		// Like the real API, a stream's headers and response.created come
+		// at once; the answer takes the latency.
+		s.agentStream(w, r, apiKey, id, c, fate, f, release, s.delay(c.fp, adm.attempt))
+		return
+	}
 	if !s.wait(r.Context(), s.delay(c.fp, adm.attempt)) {
 		return
 	}
 	if s.hardFault(w, f) {
 		return
 	}
-	id := "resp_" + reqID
-	fate := s.agentFate(c.fp, adm.attempt)
 	now := s.now()
 	switch {
-	case c.stream:
-		s.agentStream(w, r, apiKey, id, c, fate, f, release)
 	case c.background:
 		s.agentSubmit(w, apiKey, id, c, fate, f, now)
 	default:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/pplx-batch/pplx-batch/pplx"
 )
@@ -130,13 +131,15 @@ func (s *Server) keepCutRun(apiKey, id, msgID string, c *agentCall, fate agentFa
 }
 
 // agentStream writes a streamed run: "data: <json>\n\n" frames, no event:
-// lines and no [DONE]. A cut fault closes the connection halfway, before
-// the terminal event; a garbage fault sends a frame that is not JSON
-// after response.in_progress and ends the stream there. release runs
-// after the terminal event, before the connection is held open for
-// TailOpen.
+// lines and no [DONE]. The headers, response.created and
+// response.in_progress go at once; the rest after latency. A client gone
+// by then leaves the run going, as a cut does. A cut fault closes the
+// connection halfway, before the terminal event; a garbage fault sends a
+// frame that is not JSON after response.in_progress and ends the stream
+// there. release runs after the terminal event, before the connection is
+// held open for TailOpen.
 func (s *Server) agentStream(w http.ResponseWriter, r *http.Request, apiKey, id string, c *agentCall,
-	fate agentFate, f fault, release func()) {
+	fate agentFate, f fault, release func(), latency time.Duration) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -155,6 +158,13 @@ func (s *Server) agentStream(w http.ResponseWriter, r *http.Request, apiKey, id 
 	w.WriteHeader(http.StatusOK)
 	for i, ev := range events {
 		switch {
+		case i == 2 && !s.wait(r.Context(), latency):
+			// The client went away after response.created: the run goes
+			// on without it, as after a cut.
+			if c.store {
+				s.keepCutRun(apiKey, id, ids.msg, c, fate)
+			}
+			return
 		case f == faultCut && i == max(1, last/2):
 			// The client has the run's id (response.created came first):
 			// like the real API, the run goes on without it, is paid for,

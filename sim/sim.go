@@ -371,6 +371,9 @@ func (s *Server) wait(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
+// hardFaults are the faults that answer no body: hardFault's.
+var hardFaults = map[fault]bool{fault500: true, fault503: true, faultReset: true}
+
 // hardFault answers a 500, 503 or reset fault and reports whether f was
 // one of them.
 func (s *Server) hardFault(w http.ResponseWriter, f fault) bool {
