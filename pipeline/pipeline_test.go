@@ -502,3 +502,64 @@ func TestConcurrencyBoundsRequestsInFlight(t *testing.T) {
 		})
 	}
 }
+
+// runLog is a pipeline.Runs that remembers every run recorded.
+type runLog struct {
+	mu   sync.Mutex
+	runs map[int64][]string
+}
+
+func (l *runLog) Submitted(row int64, _, runID string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.runs == nil {
+		l.runs = map[int64][]string{}
+	}
+	l.runs[row] = append(l.runs[row], runID)
+	return nil
+}
+
+func (l *runLog) Pending(int64, string) (string, bool) { return "", false }
+
+// A streamed answer holds its limiter ticket only until its headers come:
+// the server admitted it then, and its events may take minutes. With a
+// limiter that lets one request out at a time, the workers' streams
+// overlap (a plain request holds its ticket to the end), and
+// each stream's run is recorded, once, as soon as response.created names
+// it.
+func TestStreamReleasesTicketAtHeaders(t *testing.T) {
+	const n, workers = 8, 4
+	for _, stream := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			ts, srv := newServer(t, sim.Config{Latency: 300 * time.Millisecond})
+			p := newPipeline(t, ts.URL, pipeline.Job{Mode: pipeline.ModeAgent, Template: tmpl(t, "{{.company}}"),
+				Agent: pplx.AgentRequest{Stream: stream}, Concurrency: workers})
+			p.Limiters = limiter.NewSet(limiter.Config{MaxInFlight: 1})
+			var runs runLog
+			p.Runs = &runs
+			var out rows[pipeline.Result]
+			st, err := p.Run(t.Context(), csvSource(t, companiesCSV(n)), &out)
+			if err != nil || st.OK != n {
+				t.Fatalf("got %+v, %v; want %d rows ok", st, err, n)
+			}
+			got := srv.Stats().MaxInFlight
+			switch {
+			case stream && got < workers-1:
+				// Held to the end, one stream could meet the next only as
+				// it ends: 2 at once.
+				t.Errorf("streams: at most %d in flight at once, want %d or %d; a stream kept its ticket after its headers", got, workers-1, workers)
+			case !stream && got != 1:
+				t.Errorf("plain requests: %d in flight at once under a limiter of one, want 1", got)
+			}
+			for _, r := range out.rows {
+				ids := runs.runs[r.Row.Row]
+				switch {
+				case stream && (len(ids) != 1 || ids[0] != r.Row.RequestID):
+					t.Errorf("row %d (run %s): runs recorded %v, want its run once", r.Row.Row, r.Row.RequestID, ids)
+				case !stream && len(ids) != 0:
+					t.Errorf("row %d, not streamed: runs recorded %v, want none", r.Row.Row, ids)
+				}
+			}
+		})
+	}
+}
