@@ -84,6 +84,7 @@ type agentState struct {
 	runs      map[string]*agentRun
 	pending   []*agentRun // runs not yet settled
 	runsPerFP map[[16]byte]int
+	streamsFP map[[16]byte]int // streamed runs created per request
 	costByKey map[string]int64 // micro-USD by API key
 	micros    int64
 }
@@ -95,6 +96,7 @@ func newAgentState(cfg AgentConfig) *agentState {
 		tailOpen:    max(cfg.TailOpen, 0),
 		runs:        make(map[string]*agentRun),
 		runsPerFP:   make(map[[16]byte]int),
+		streamsFP:   make(map[[16]byte]int),
 		costByKey:   make(map[string]int64),
 	}
 	if a.duration <= 0 {

@@ -156,6 +156,11 @@ func (s *Server) agentStream(w http.ResponseWriter, r *http.Request, apiKey, id 
 	}
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
+	s.mu.Lock()
+	s.agent.streamsFP[c.fp]++
+	s.stats.Agent.StreamRuns++
+	s.stats.Agent.MaxStreamRunsPerRequest = max(s.stats.Agent.MaxStreamRunsPerRequest, s.agent.streamsFP[c.fp])
+	s.mu.Unlock()
 	for i, ev := range events {
 		switch {
 		case i == 2 && !s.wait(r.Context(), latency):

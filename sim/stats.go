@@ -61,6 +61,11 @@ type AgentStats struct {
 	// response.created: they go on, are billed once they settle, and GET
 	// shows them, as with the real API.
 	CutRuns int64 `json:"cut_runs"`
+	// StreamRuns counts the streamed runs created (each as its
+	// response.created is sent), and MaxStreamRunsPerRequest the most for
+	// one request: 1 when no row's stream was started twice.
+	StreamRuns              int64 `json:"stream_runs"`
+	MaxStreamRunsPerRequest int   `json:"max_stream_runs_per_request"`
 	// MaxRunsPerRequest is the most background runs created for one
 	// request ([AgentFingerprint]): 1 when no row's run was submitted
 	// twice. [Server.AgentRuns] gives the count of one request.

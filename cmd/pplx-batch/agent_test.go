@@ -329,13 +329,6 @@ func TestBackgroundKillAndResume(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	args := []string{"run", "--mode", "agent", "--background", "--input", in, "--output", out, "--prompt", "{{.q}}",
 		"--base-url", ts.URL, "--log-format", "json"}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "PERPLEXITY_API_KEY="+testKey)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Kill once every run has been polled: the client records a run
 	// before its first poll, so every run is in the journal. (A run the
 	// server created whose answer had not reached the client at a kill
@@ -343,8 +336,90 @@ func TestBackgroundKillAndResume(t *testing.T) {
 	// list of runs: that row is submitted again, like any request in
 	// flight at a crash. Killing on the server's count of runs alone
 	// measured exactly that, 32 runs for 30 rows on a slow machine.)
+	killAndResume(t, bin, args, func() bool {
+		st := srv.Stats().Agent
+		return st.Runs >= n && st.PolledRuns >= n
+	}, func() {
+		// Every row was submitted, and (3-second runs) most are still
+		// pending: a slow machine may see the first ones end before the
+		// kill.
+		if st := srv.Stats().Agent; st.Runs != n || st.Status["completed"] >= n {
+			t.Fatalf("at the kill the server had %d runs (%v); want %d, some of them pending", st.Runs, st.Status, n)
+		}
+	})
+	checkAgentRows(t, readJSONL[sink.Row](t, readFile(t, out)), n)
+	st := srv.Stats().Agent
+	if st.Runs != n || st.MaxRunsPerRequest != 1 {
+		t.Errorf("the server created %d runs (at most %d for one row); want exactly one per row (%d)", st.Runs, st.MaxRunsPerRequest, n)
+	}
+}
+
+// TestStreamKillAndResume kills a streamed agent job while its streams
+// wait for their answers: each run was recorded at its response.created,
+// so the resumed job collects the runs (which went on without their
+// streams) by polling, and no row is paid for twice.
+func TestStreamKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	// The answers take 4 s after response.created.
+	ts, srv := startSim(t, sim.Config{Latency: 4 * time.Second})
+	const n = 20
+	in := writeFile(t, "q.jsonl", questions(n))
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	args := []string{"run", "--mode", "agent", "--stream", "--input", in, "--output", out, "--prompt", "{{.q}}",
+		"--base-url", ts.URL, "--log-format", "json"}
+	killAndResume(t, bin, args, func() bool {
+		// Kill once every stream has started and the journal holds every
+		// run.
+		return srv.Stats().Agent.StreamRuns >= n && pendingRunsOfCopy(t, out+".journal") >= n
+	}, func() {
+		if st := srv.Stats().Agent; st.StreamRuns != n || st.Answered >= n {
+			t.Fatalf("at the kill the server had started %d streams and answered %d; want %d started, some unanswered", st.StreamRuns, st.Answered, n)
+		}
+	})
+	rows := readJSONL[sink.Row](t, readFile(t, out))
+	checkAgentRows(t, rows, n)
+	st := srv.Stats().Agent
+	if st.StreamRuns != n || st.MaxStreamRunsPerRequest != 1 || st.Runs != 0 {
+		t.Errorf("the server started %d streamed runs (at most %d for one row) and %d background runs; want one stream per row (%d)",
+			st.StreamRuns, st.MaxStreamRunsPerRequest, st.Runs, n)
+	}
+	if st.CutRuns == 0 {
+		t.Error("no run went on after its stream was lost: the kill came too late to test anything")
+	}
+}
+
+// pendingRunsOfCopy counts the pending runs of the journal at path, read
+// from a copy (the job is writing it). A journal not written yet has none.
+func pendingRunsOfCopy(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	cp := filepath.Join(t.TempDir(), "journal")
+	if err := os.WriteFile(cp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return len(pendingRuns(cp))
+}
+
+// killAndResume runs the binary with args, kills it once ready says so
+// (within a minute), runs atKill, then runs the binary again with the same
+// args to its end.
+func killAndResume(t *testing.T, bin string, args []string, ready func() bool, atKill func()) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "PERPLEXITY_API_KEY="+testKey)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(60 * time.Second)
-	for st := srv.Stats().Agent; (st.Runs < n || st.PolledRuns < n) && time.Now().Before(deadline); st = srv.Stats().Agent {
+	for !ready() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
@@ -352,22 +427,13 @@ func TestBackgroundKillAndResume(t *testing.T) {
 	if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.Exited() {
 		t.Fatalf("the first run was not killed (%v); stderr:\n%s", err, stderr.String())
 	}
-	// Every row was submitted, and (3-second runs) most are still pending:
-	// a slow machine may see the first ones end before the kill.
-	if st := srv.Stats().Agent; st.Runs != n || st.Status["completed"] >= n {
-		t.Fatalf("at the kill the server had %d runs (%v); want %d, some of them pending", st.Runs, st.Status, n)
-	}
+	atKill()
 	cmd = exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "PERPLEXITY_API_KEY="+testKey)
 	stderr.Reset()
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("resume: %v; stderr:\n%s", err, stderr.String())
-	}
-	checkAgentRows(t, readJSONL[sink.Row](t, readFile(t, out)), n)
-	st := srv.Stats().Agent
-	if st.Runs != n || st.MaxRunsPerRequest != 1 {
-		t.Errorf("the server created %d runs (at most %d for one row); want exactly one per row (%d)", st.Runs, st.MaxRunsPerRequest, n)
 	}
 }
 

@@ -52,12 +52,13 @@ type outputs struct {
 	live      rowSink
 	liveErrs  *lazyErrors
 	liveCount finalCounts
-	// abandoned are the background runs still pending in the journal that
-	// --restart discarded: the caller cancels them.
+	// abandoned are the runs (background, or streamed and lost) still
+	// pending in the journal that --restart discarded: the caller cancels
+	// them.
 	abandoned []pipeline.PendingRun
 }
 
-// pendingRuns returns the background runs pending in the journal at path,
+// pendingRuns returns the runs pending in the journal at path,
 // if it exists and can be read.
 func pendingRuns(path string) []pipeline.PendingRun {
 	if _, err := os.Stat(path); err != nil {

@@ -494,7 +494,7 @@ func cancelAbandoned(ctx context.Context, c *pplx.Client, runs []pipeline.Pendin
 		if err != nil {
 			ev = log.Warn().Err(err)
 		}
-		ev.Str("run", r.RunID).Int64("row", r.Row).Msg("--restart: cancelled the pending background run")
+		ev.Str("run", r.RunID).Int64("row", r.Row).Msg("--restart: cancelled the pending run")
 	}
 }
 
