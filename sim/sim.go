@@ -71,6 +71,10 @@ type Config struct {
 	// Latency is the base delay before the response headers of an admitted
 	// request are sent; the wait ends, with no response, when the request's
 	// context is done. Refusals (401, 400, 413, 429) are answered at once.
+	// A streamed agent run, like the real API's, sends its headers,
+	// response.created and response.in_progress at once and the rest after
+	// the delay; a client gone by then leaves the run going, billed and
+	// shown by GET /v1/agent/{id}.
 	Latency time.Duration
 	// Jitter adds a uniform delay in [0, Jitter) to Latency, drawn from an
 	// RNG seeded by Seed.
