@@ -315,3 +315,52 @@ func TestAgentTailOpen(t *testing.T) {
 		t.Errorf("got last event %s, want the terminal event last, then nothing", last.Type)
 	}
 }
+
+// A stream sends its headers, response.created and response.in_progress
+// at once and the rest after the latency; a client that goes away in
+// between leaves the run going: billed once, and GET shows it completed.
+func TestAgentStreamCreatedAtOnce(t *testing.T) {
+	s := New(Config{Key: testKey, Latency: time.Hour})
+	ts := start(t, s)
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+pplx.AgentPath, strings.NewReader(`{"preset":"fast","input":"q","stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := ts.Client().Do(req) // an hour's latency: the headers came first
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr := pplx.NewSSEReader(resp.Body)
+	var id string
+	for _, want := range []string{pplx.EventCreated, pplx.EventInProgress} {
+		ev, err := sr.Next()
+		if err != nil {
+			t.Fatalf("reading %s: %v", want, err)
+		}
+		e := decode[pplx.AgentEvent](t, ev.Data)
+		if e.Type != want || e.Response == nil || e.Response.ID == "" {
+			t.Fatalf("got event %s, want %s with the run", ev.Data, want)
+		}
+		id = e.Response.ID
+	}
+	resp.Body.Close() // the client goes away while the answer is written
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Agent.CutRuns == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := s.Stats().Agent; st.CutRuns != 1 || st.StreamRuns != 1 || st.Answered != 0 {
+		t.Fatalf("after the client left: %+v; want one streamed run, kept, none answered", st)
+	}
+	// (A GET waits the hour's latency too: read what it would show.)
+	s.mu.Lock()
+	var snap []byte
+	if kept := s.agent.runs[id]; kept != nil {
+		snap = marshal(s.runSnapshot(kept, s.now()))
+	}
+	s.mu.Unlock()
+	var run pplx.AgentResponse
+	if err := json.Unmarshal(snap, &run); err != nil || run.Status != pplx.StatusCompleted || run.Text() == "" {
+		t.Errorf("GET %s would show %s (%v), want the run completed with its answer", id, snap, err)
+	}
+	if s.Stats().Agent.CostMicroUSD == 0 {
+		t.Error("the run that went on was not billed")
+	}
+}
