@@ -363,9 +363,9 @@ func TestStreamKillAndResume(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildBinary(t)
-	// The answers take 20 s after response.created: the kill comes as
-	// soon as every stream started, long before.
-	ts, srv := startSim(t, sim.Config{Latency: 20 * time.Second})
+	// The answers take 8 s after response.created: the kill comes as soon
+	// as every stream started, long before. (Polls take the latency too.)
+	ts, srv := startSim(t, sim.Config{Latency: 8 * time.Second})
 	const n = 20
 	in := writeFile(t, "q.jsonl", questions(n))
 	out := filepath.Join(t.TempDir(), "out.jsonl")
