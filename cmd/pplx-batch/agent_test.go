@@ -467,6 +467,9 @@ func TestBackgroundStopThenRestart(t *testing.T) {
 	if pending != n || srv.Stats().Agent.Cancels != 0 {
 		t.Fatalf("after the stop: %d pending runs in the journal, %d cancelled; want %d pending, none cancelled", pending, srv.Stats().Agent.Cancels, n)
 	}
+	if want := fmt.Sprintf("%d agent runs are still going on the server", n); !strings.Contains(r.stderr, want) {
+		t.Errorf("the stop did not say %q; stderr:\n%s", want, r.stderr)
+	}
 	// --restart cancels the pending runs; the new runs would take an hour,
 	// so stop again.
 	go func() {

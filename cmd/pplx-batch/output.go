@@ -214,6 +214,15 @@ func (o *outputs) runs() pipeline.Runs {
 
 func (o *outputs) resumable() bool { return o.journal != nil }
 
+// pendingRuns counts the agent runs recorded and not collected: they go on
+// (paid for) on the server until the next run of the job collects them.
+func (o *outputs) pendingRuns() int {
+	if o.journal == nil {
+		return 0
+	}
+	return len(o.journal.PendingRuns())
+}
+
 func (o *outputs) errorsPath() string { return o.errPath }
 
 // finish writes the output and the errors file. complete says the run

@@ -428,6 +428,7 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	interrupted := errors.Is(runErr, pipeline.ErrStopped) || errors.Is(runErr, context.Canceled)
 	aborted := errors.As(runErr, &fatal)
 	complete := runErr == nil
+	pending := out.pendingRuns()
 	// Write every finished row, whatever stopped the run.
 	finishing := time.Now()
 	final, err := out.finish(complete, stats.LastRow)
@@ -450,6 +451,9 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 		if err := writeSummary(f.summary, stats, final, code); err != nil {
 			log.Error().Err(err).Msg("write summary")
 		}
+	}
+	if pending > 0 && !complete {
+		fmt.Fprintf(e.stderr, "pplx-batch: %d agent runs are still going on the server, paid for: the next run of the job collects them (--restart cancels them)\n", pending)
 	}
 	switch {
 	case aborted:
