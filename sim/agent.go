@@ -268,7 +268,7 @@ func (s *Server) agentCreate(w http.ResponseWriter, r *http.Request, apiKey, req
 	f := s.fault(c.fp, adm.attempt)
 	id := "resp_" + reqID
 	fate := s.agentFate(c.fp, adm.attempt)
-	if c.stream && !hardFaults[f] {
+	if c.stream && !f.hard() {
 		// Like the real API, a stream's headers and response.created come
 		// at once; the answer takes the latency.
 		s.agentStream(w, r, apiKey, id, c, fate, f, release, s.delay(c.fp, adm.attempt))

@@ -375,8 +375,8 @@ func (s *Server) wait(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
-// hardFaults are the faults that answer no body: hardFault's.
-var hardFaults = map[fault]bool{fault500: true, fault503: true, faultReset: true}
+// hard reports whether f is answered by hardFault, before any answer.
+func (f fault) hard() bool { return f == fault500 || f == fault503 || f == faultReset }
 
 // hardFault answers a 500, 503 or reset fault and reports whether f was
 // one of them.
