@@ -214,9 +214,9 @@ func (o *outputs) runs() pipeline.Runs {
 
 func (o *outputs) resumable() bool { return o.journal != nil }
 
-// pendingRuns counts the agent runs recorded and not collected: they go on
-// (paid for) on the server until the next run of the job collects them.
-func (o *outputs) pendingRuns() int {
+// pendingCount counts the agent runs recorded and not collected: they go
+// on (paid for) on the server until the next run of the job collects them.
+func (o *outputs) pendingCount() int {
 	if o.journal == nil {
 		return 0
 	}

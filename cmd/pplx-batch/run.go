@@ -428,7 +428,7 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 	interrupted := errors.Is(runErr, pipeline.ErrStopped) || errors.Is(runErr, context.Canceled)
 	aborted := errors.As(runErr, &fatal)
 	complete := runErr == nil
-	pending := out.pendingRuns()
+	pending := out.pendingCount()
 	// Write every finished row, whatever stopped the run.
 	finishing := time.Now()
 	final, err := out.finish(complete, stats.LastRow)
@@ -453,7 +453,11 @@ func run(ctx context.Context, f *runFlags, e env, log zerolog.Logger, tty *statu
 		}
 	}
 	if pending > 0 && !complete {
-		fmt.Fprintf(e.stderr, "pplx-batch: %d agent runs are still going on the server, paid for: the next run of the job collects them (--restart cancels them)\n", pending)
+		runs := fmt.Sprintf("%d agent runs are", pending)
+		if pending == 1 {
+			runs = "1 agent run is"
+		}
+		fmt.Fprintf(e.stderr, "pplx-batch: %s still going on the server, paid for: the next run of the job collects them (--restart cancels them)\n", runs)
 	}
 	switch {
 	case aborted:
