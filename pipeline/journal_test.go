@@ -27,6 +27,21 @@ func replay(t *testing.T, j *pipeline.Journal, maxRow int64) []pipeline.Result {
 	return out
 }
 
+// reopen closes j and opens its file again, as the next run of a job
+// does; the new journal is closed at the end of the test.
+func reopen(t *testing.T, j *pipeline.Journal) *pipeline.Journal {
+	t.Helper()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err := pipeline.OpenJournal(j.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	return j
+}
+
 func TestJournalResumeAndReplay(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl.journal")
 	j, err := pipeline.OpenJournal(path)
@@ -45,15 +60,7 @@ func TestJournalResumeAndReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	j, err = pipeline.OpenJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	j = reopen(t, j)
 	done := []struct {
 		row  int64
 		hash string
@@ -366,19 +373,10 @@ func TestJournalPendingRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reopen := func() {
-				t.Helper()
-				if err := j.Close(); err != nil {
-					t.Fatal(err)
-				}
-				if j, err = pipeline.OpenJournal(path); err != nil {
-					t.Fatal(err)
-				}
-			}
 			for _, op := range tc.ops {
 				switch {
 				case op.reopen:
-					reopen()
+					j = reopen(t, j)
 				case op.crash:
 					crashAndCut(t, j, op.cut)
 					if j, err = pipeline.OpenJournal(path); err != nil {
@@ -458,14 +456,7 @@ func TestJournalReplayInOrder(t *testing.T) {
 		}
 		want = append(want, fmt.Sprint("retried ", row))
 	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	j, err = pipeline.OpenJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	j = reopen(t, j)
 	var got []string
 	for _, r := range replay(t, j, 0) {
 		got = append(got, r.Content)
